@@ -1,0 +1,677 @@
+//! The store: the only owner of sled. Holds every origin's verified log, the indexes over it, and
+//! fork evidence.
+//!
+//! All data lives in one versioned tree, `log-1`, so that an entry and its index rows are written
+//! by one atomic sled batch. A write is reported durable only after `Db::flush` and an fsync of
+//! sled's data file: sled 0.34 flushes with `sync_file_range`, which does not survive a power cut
+//! (sled issue #1452). One flush and one fsync cover a whole batch (group commit).
+//!
+//! Keys (`name` = one length byte, then the node name; integers big-endian):
+//! - `E name seq` → encoded entry (`wire::WireEntry`)
+//! - `C content_id name seq` → empty: indicators by content id, across origins
+//! - `R name target_seq` → seq of the retraction that revoked `name:target_seq`
+//! - `S name seq sighter_name sighter_seq` → sighting count (u32)
+//! - `F name seq hash` → encoded entry: fork evidence, never overwritten
+//! - `W name seq` → empty: redacted stubs of audience-restricted entries (bodies someone may want)
+//! - `Q name` → seq at which the origin was found forked (quarantine marker)
+//! - `Mformat` → store format version (u32)
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard};
+
+use ed25519_dalek::SigningKey;
+
+use crate::log::{self, AuthenticEntry, ChainError, ChainTip, SignedEntry, VerifiedEntry, VerifyError};
+use crate::model::{Audience, Body, EntryId, EntryKind, Hash, ModelError, NodeName};
+use crate::roster::Roster;
+
+/// Name of the tree holding logs and indexes. The suffix is the store format version.
+pub const TREE_LOG: &str = "log-1";
+/// The on-disk format this build writes and reads.
+pub const FORMAT_VERSION: u32 = 1;
+/// Most entries appended or ingested in one group commit: bounds the memory of one sled batch
+/// and the latency every request in the group waits for.
+pub const BATCH_ENTRIES_MAX: usize = 10_000;
+/// Most entries returned by one range read (one sync response is smaller still).
+pub const RANGE_ENTRIES_MAX: usize = 10_000;
+/// Default sled page cache. sled's own default (1 GiB) is far more than a node needs; 64 MiB
+/// holds about 200,000 entries' hot pages.
+pub const CACHE_BYTES_DEFAULT: u64 = 64 * 1024 * 1024;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// sled reported an error.
+    #[error("store error in {dir}: {source} (check disk space and permissions of the data dir)")]
+    Sled { dir: String, source: sled::Error },
+    /// Reading or syncing a file failed.
+    #[error("store io error on {path}: {source}")]
+    Io { path: String, source: std::io::Error },
+    /// The data dir holds a format this build does not read.
+    #[error(
+        "store in {dir} has format {found}, this build reads format {FORMAT_VERSION}: use a matching ctix version or migrate"
+    )]
+    Format { dir: String, found: u32 },
+    /// A record read back does not decode or does not match its key: the data dir is damaged.
+    #[error("store in {dir} is corrupt: {what} (restore from a backup or let peers re-send)")]
+    Corrupt { dir: String, what: String },
+    /// A batch exceeded `BATCH_ENTRIES_MAX`.
+    #[error("batch of {0} entries is over the limit of {BATCH_ENTRIES_MAX}: split it")]
+    BatchTooLarge(usize),
+    /// This node's own log has fork evidence; appending would make it worse.
+    #[error("own origin {0} is quarantined for a fork: appending is refused until an operator resolves it")]
+    OwnQuarantined(NodeName),
+}
+
+/// How hard a group commit pushes data to disk before it is acknowledged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Durability {
+    /// sled flush, then fsync of sled's data file: survives kill -9 and power loss.
+    Fsync,
+    /// sled flush only (`sync_file_range`): survives kill -9, not a power cut. For benchmarks
+    /// that measure what the fsync costs.
+    FlushOnly,
+}
+
+#[derive(Debug, Clone)]
+pub struct StoreOptions {
+    pub durability: Durability,
+    /// sled page cache size in bytes.
+    pub cache_bytes: u64,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        StoreOptions { durability: Durability::Fsync, cache_bytes: CACHE_BYTES_DEFAULT }
+    }
+}
+
+/// Why one of our own appends was refused. Nothing of a refused item is written.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AppendError {
+    /// The body breaks a model rule.
+    #[error(transparent)]
+    Invalid(#[from] ModelError),
+    /// A retraction or sighting names an entry this node does not hold as an indicator.
+    #[error("{0}")]
+    Target(String),
+}
+
+/// What happened to one ingested entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IngestOutcome {
+    /// New, chained and durable. Relay it.
+    Stored(VerifiedEntry),
+    /// We held a redacted stub of this entry; now we hold its body too.
+    Upgraded(VerifiedEntry),
+    /// Already held, identical.
+    Duplicate,
+    /// Not stored: its predecessors are missing. `have` is our head seq for the origin.
+    Gap { have: u64 },
+    /// Contradicts what we hold: kept as evidence, the origin is now quarantined.
+    Forked,
+    /// The origin is quarantined for an earlier fork; nothing of it is accepted.
+    Quarantined,
+    /// A seq-1 entry with a non-zero `prev_hash`: invalid, dropped.
+    BadGenesis,
+}
+
+/// A proof that an origin signed two different entries for one position.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ForkEvidence {
+    pub origin: NodeName,
+    pub seq: u64,
+    /// The conflicting entry we did not accept.
+    pub entry: SignedEntry,
+}
+
+/// The current state of an indicator entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IndicatorState {
+    pub entry: VerifiedEntry,
+    /// The retraction entry that revoked it, if any.
+    pub retracted_by: Option<EntryId>,
+    /// Sightings reported, each with its count.
+    pub sightings: Vec<(EntryId, u32)>,
+}
+
+struct State {
+    heads: BTreeMap<NodeName, ChainTip>,
+    quarantined: BTreeSet<NodeName>,
+}
+
+/// The node's durable store.
+pub struct Store {
+    db: sled::Db,
+    log: sled::Tree,
+    dir: PathBuf,
+    /// sled's data file, fsynced after every flush (see module docs).
+    data_file: File,
+    durability: Durability,
+    state: Mutex<State>,
+}
+
+impl Store {
+    /// Opens or creates the store in `dir`, and reads the heads of every origin.
+    pub fn open(dir: &Path, opts: &StoreOptions) -> Result<Store, StoreError> {
+        let d = dir.display().to_string();
+        std::fs::create_dir_all(dir).map_err(|source| StoreError::Io { path: d.clone(), source })?;
+        let db = sled::Config::new()
+            .path(dir)
+            .cache_capacity(opts.cache_bytes)
+            .open()
+            .map_err(|source| StoreError::Sled { dir: d.clone(), source })?;
+        let sled_err = |source| StoreError::Sled { dir: d.clone(), source };
+        let log = db.open_tree(TREE_LOG).map_err(sled_err)?;
+        let data_path = dir.join("db");
+        let data_file = File::open(&data_path)
+            .map_err(|source| StoreError::Io { path: data_path.display().to_string(), source })?;
+        match log.get(b"Mformat").map_err(sled_err)? {
+            None => {
+                log.insert(b"Mformat", &FORMAT_VERSION.to_be_bytes()).map_err(sled_err)?;
+            }
+            Some(v) => {
+                let found = u32::from_be_bytes(
+                    v.as_ref()
+                        .try_into()
+                        .map_err(|_| StoreError::Corrupt { dir: d.clone(), what: "format record".into() })?,
+                );
+                if found != FORMAT_VERSION {
+                    return Err(StoreError::Format { dir: d, found });
+                }
+            }
+        }
+        let store = Store {
+            db,
+            log,
+            dir: dir.to_owned(),
+            data_file,
+            durability: opts.durability,
+            state: Mutex::new(State { heads: BTreeMap::new(), quarantined: BTreeSet::new() }),
+        };
+        store.commit()?;
+        // Make the files' directory entries durable too.
+        if let Ok(f) = File::open(dir) {
+            let _ = f.sync_all();
+        }
+        let heads = store.scan_heads()?;
+        let quarantined = store.scan_quarantined()?;
+        *store.lock() = State { heads, quarantined };
+        Ok(store)
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The version vector: every origin's head as held here.
+    pub fn heads(&self) -> BTreeMap<NodeName, ChainTip> {
+        self.lock().heads.clone()
+    }
+
+    pub fn head(&self, origin: &NodeName) -> Option<ChainTip> {
+        self.lock().heads.get(origin).copied()
+    }
+
+    /// Origins quarantined for a fork.
+    pub fn quarantined(&self) -> BTreeSet<NodeName> {
+        self.lock().quarantined.clone()
+    }
+
+    /// Appends our own entries: validates, signs, writes in one batch, and returns only after the
+    /// batch is durable. One result per body, in order; refused items take no seq.
+    pub fn append_local(
+        &self,
+        key: &SigningKey,
+        origin: &NodeName,
+        bodies: Vec<Body>,
+        now_ms: u64,
+    ) -> Result<Vec<Result<VerifiedEntry, AppendError>>, StoreError> {
+        if bodies.len() > BATCH_ENTRIES_MAX {
+            return Err(StoreError::BatchTooLarge(bodies.len()));
+        }
+        let mut st = self.lock();
+        if st.quarantined.contains(origin) {
+            return Err(StoreError::OwnQuarantined(origin.clone()));
+        }
+        let mut tip = st.heads.get(origin).copied();
+        let mut batch = sled::Batch::default();
+        let mut pending = Pending::default();
+        let mut results = Vec::with_capacity(bodies.len());
+        for body in bodies {
+            if let Err(e) = self.check_own(origin, &body, &pending) {
+                results.push(Err(e));
+                continue;
+            }
+            let v = VerifiedEntry::sign_own(key, origin, tip.as_ref(), now_ms, body);
+            self.write_entry(&mut batch, &mut pending, &v)?;
+            tip = Some(v.tip());
+            results.push(Ok(v));
+        }
+        if let Some(t) = tip {
+            self.log.apply_batch(batch).map_err(|e| self.sled_err(e))?;
+            self.commit()?;
+            st.heads.insert(origin.clone(), t);
+        }
+        Ok(results)
+    }
+
+    /// Stores verified-authentic entries from peers: chains them, detects forks, and returns only
+    /// after everything stored is durable. One outcome per entry, in order.
+    pub fn ingest(&self, entries: Vec<AuthenticEntry>) -> Result<Vec<IngestOutcome>, StoreError> {
+        if entries.len() > BATCH_ENTRIES_MAX {
+            return Err(StoreError::BatchTooLarge(entries.len()));
+        }
+        let mut st = self.lock();
+        let mut heads = st.heads.clone();
+        let mut quarantined = st.quarantined.clone();
+        let mut batch = sled::Batch::default();
+        let mut pending = Pending::default();
+        let mut outcomes = Vec::with_capacity(entries.len());
+        let mut dirty = false;
+        for a in entries {
+            let origin = a.header().origin.clone();
+            let seq = a.header().seq;
+            if quarantined.contains(&origin) {
+                outcomes.push(IngestOutcome::Quarantined);
+                continue;
+            }
+            let head = heads.get(&origin).copied();
+            if head.is_some_and(|h| seq <= h.seq) {
+                let held = self
+                    .held(&origin, seq, &pending)?
+                    .ok_or_else(|| self.corrupt(format!("{origin}:{seq} below head missing")))?;
+                let outcome = if held.hash() != a.hash() {
+                    self.write_fork(&mut batch, &a, &mut quarantined);
+                    IngestOutcome::Forked
+                } else if held.body.is_none() && !a.is_stub() {
+                    let held_hash = held.hash();
+                    let v = a.confirm_held(&held_hash).expect("hashes compared equal above");
+                    self.write_entry(&mut batch, &mut pending, &v)?;
+                    IngestOutcome::Upgraded(v)
+                } else {
+                    IngestOutcome::Duplicate
+                };
+                dirty |= !matches!(outcome, IngestOutcome::Duplicate);
+                outcomes.push(outcome);
+                continue;
+            }
+            let outcome = match a.link(head.as_ref()) {
+                Ok(v) => {
+                    self.write_entry(&mut batch, &mut pending, &v)?;
+                    heads.insert(origin, v.tip());
+                    IngestOutcome::Stored(v)
+                }
+                Err((_, ChainError::Gap { have, .. })) => IngestOutcome::Gap { have },
+                Err((_, ChainError::BadGenesis)) => IngestOutcome::BadGenesis,
+                Err((a, ChainError::Mismatch(_))) => {
+                    self.write_fork(&mut batch, &a, &mut quarantined);
+                    IngestOutcome::Forked
+                }
+                Err((_, ChainError::NotNext { .. })) => {
+                    unreachable!("positions at or below the head are handled above")
+                }
+            };
+            dirty |= matches!(outcome, IngestOutcome::Stored(_) | IngestOutcome::Forked);
+            outcomes.push(outcome);
+        }
+        if dirty {
+            self.log.apply_batch(batch).map_err(|e| self.sled_err(e))?;
+            self.commit()?;
+        }
+        st.heads = heads;
+        st.quarantined = quarantined;
+        Ok(outcomes)
+    }
+
+    /// Entries of `origin` from `from_seq` on, at most `limit` (capped at `RANGE_ENTRIES_MAX`).
+    pub fn range(&self, origin: &NodeName, from_seq: u64, limit: usize) -> Result<Vec<VerifiedEntry>, StoreError> {
+        let limit = limit.min(RANGE_ENTRIES_MAX);
+        let start = entry_key(origin, from_seq.max(1));
+        let end = entry_key(origin, u64::MAX);
+        let mut out = Vec::with_capacity(limit.min(1024));
+        for (expect, kv) in (from_seq.max(1)..).zip(self.log.range(start..=end).take(limit)) {
+            let (k, v) = kv.map_err(|e| self.sled_err(e))?;
+            let v = self.decode_entry(&k, &v)?;
+            if v.header().seq != expect {
+                return Err(self.corrupt(format!("{origin}: expected seq {expect}, found {}", v.header().seq)));
+            }
+            out.push(v);
+        }
+        Ok(out)
+    }
+
+    pub fn get(&self, id: &EntryId) -> Result<Option<VerifiedEntry>, StoreError> {
+        let k = entry_key(&id.origin, id.seq);
+        match self.log.get(&k).map_err(|e| self.sled_err(e))? {
+            None => Ok(None),
+            Some(v) => self.decode_entry(&k, &v).map(Some),
+        }
+    }
+
+    /// Indicator entries (of every origin) with this content id.
+    pub fn by_content(&self, cid: &Hash) -> Result<Vec<EntryId>, StoreError> {
+        let mut prefix = vec![b'C'];
+        prefix.extend_from_slice(cid);
+        let mut out = Vec::new();
+        for kv in self.log.scan_prefix(&prefix) {
+            let (k, _) = kv.map_err(|e| self.sled_err(e))?;
+            let (origin, seq, _) =
+                split_name_seq(&k[prefix.len()..]).ok_or_else(|| self.corrupt("content index key".into()))?;
+            out.push(EntryId { origin, seq });
+        }
+        Ok(out)
+    }
+
+    /// An indicator with its retraction and sightings; `None` if not held or not an indicator.
+    pub fn indicator_state(&self, id: &EntryId) -> Result<Option<IndicatorState>, StoreError> {
+        let Some(entry) = self.get(id)? else { return Ok(None) };
+        if entry.header().kind != EntryKind::Indicator as u8 {
+            return Ok(None);
+        }
+        let retracted_by = match self.log.get(retraction_key(&id.origin, id.seq)).map_err(|e| self.sled_err(e))? {
+            None => None,
+            Some(v) => {
+                let seq =
+                    u64::from_be_bytes(v.as_ref().try_into().map_err(|_| self.corrupt("retraction record".into()))?);
+                Some(EntryId { origin: id.origin.clone(), seq })
+            }
+        };
+        let prefix = sighting_prefix(&id.origin, id.seq);
+        let mut sightings = Vec::new();
+        for kv in self.log.scan_prefix(&prefix) {
+            let (k, v) = kv.map_err(|e| self.sled_err(e))?;
+            let (origin, seq, _) =
+                split_name_seq(&k[prefix.len()..]).ok_or_else(|| self.corrupt("sighting key".into()))?;
+            let count = u32::from_be_bytes(v.as_ref().try_into().map_err(|_| self.corrupt("sighting count".into()))?);
+            sightings.push((EntryId { origin, seq }, count));
+        }
+        Ok(Some(IndicatorState { entry, retracted_by, sightings }))
+    }
+
+    /// Redacted stubs held of entries whose audience admits `node`: the bodies it should fetch.
+    pub fn stubs_for(&self, node: &NodeName) -> Result<Vec<(EntryId, Audience)>, StoreError> {
+        let mut out = Vec::new();
+        for kv in self.log.scan_prefix(b"W") {
+            let (k, _) = kv.map_err(|e| self.sled_err(e))?;
+            let (origin, seq, _) = split_name_seq(&k[1..]).ok_or_else(|| self.corrupt("stub index key".into()))?;
+            let id = EntryId { origin, seq };
+            if let Some(v) = self.get(&id)?
+                && v.entry().body.is_none()
+                && v.header().audience.admits(&id.origin, node)
+            {
+                out.push((id, v.header().audience.clone()));
+            }
+        }
+        Ok(out)
+    }
+
+    /// All fork evidence held.
+    pub fn forks(&self) -> Result<Vec<ForkEvidence>, StoreError> {
+        let mut out = Vec::new();
+        for kv in self.log.scan_prefix(b"F") {
+            let (_, v) = kv.map_err(|e| self.sled_err(e))?;
+            let entry = SignedEntry::decode(&v).map_err(|e| self.corrupt(format!("fork evidence: {e}")))?;
+            out.push(ForkEvidence { origin: entry.header.origin.clone(), seq: entry.header.seq, entry });
+        }
+        Ok(out)
+    }
+
+    /// Re-verifies every stored log end to end: signatures under the roster, body hashes, seq
+    /// continuity and `prev_hash` links. Returns the number of entries checked.
+    pub fn verify_chains(&self, roster: &Roster) -> Result<u64, String> {
+        let mut checked = 0u64;
+        for (origin, head) in self.heads() {
+            let mut prev: Option<ChainTip> = None;
+            let mut from = 1;
+            while from <= head.seq {
+                let chunk = self.range(&origin, from, 1024).map_err(|e| e.to_string())?;
+                if chunk.is_empty() {
+                    return Err(format!("{origin}: entries missing from seq {from} (head {})", head.seq));
+                }
+                from += chunk.len() as u64;
+                let signed: Vec<SignedEntry> = chunk.into_iter().map(|v| v.entry().clone()).collect();
+                for r in log::authenticate_batch(roster, signed) {
+                    let a = r.map_err(|e: VerifyError| e.to_string())?;
+                    let v = a.link(prev.as_ref()).map_err(|(a, e)| format!("{}: {e}", a.id()))?;
+                    prev = Some(v.tip());
+                    checked += 1;
+                }
+            }
+            if prev != Some(head) {
+                return Err(format!("{origin}: chain ends at {prev:?}, head says {head:?}"));
+            }
+        }
+        Ok(checked)
+    }
+
+    /// Total size of the data dir's files, in bytes.
+    pub fn disk_bytes(&self) -> u64 {
+        self.db.size_on_disk().unwrap_or(0)
+    }
+
+    // ---- internals ----
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // A panic while holding the lock leaves State as it was before the batch (heads are
+        // replaced only after a successful commit), so a poisoned lock is safe to reuse.
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Makes everything written so far durable (see module docs).
+    fn commit(&self) -> Result<(), StoreError> {
+        self.db.flush().map_err(|e| self.sled_err(e))?;
+        if self.durability == Durability::Fsync {
+            self.data_file
+                .sync_data()
+                .map_err(|source| StoreError::Io { path: self.dir.join("db").display().to_string(), source })?;
+        }
+        Ok(())
+    }
+
+    fn check_own(&self, origin: &NodeName, body: &Body, pending: &Pending) -> Result<(), AppendError> {
+        body.validate()?;
+        match body {
+            Body::Indicator(_) => Ok(()),
+            Body::Retraction(r) => {
+                let target = EntryId { origin: origin.clone(), seq: r.target_seq };
+                if !self.is_indicator(&target, pending) {
+                    return Err(AppendError::Target(format!(
+                        "{target} is not an indicator of this node: only our own indicators can be retracted"
+                    )));
+                }
+                let already = pending.retracted.contains(&r.target_seq)
+                    || self.log.contains_key(retraction_key(origin, r.target_seq)).unwrap_or(false);
+                if already {
+                    return Err(AppendError::Target(format!("{target} is already retracted")));
+                }
+                Ok(())
+            }
+            Body::Sighting(s) => {
+                if self.is_indicator(&s.indicator, pending) {
+                    Ok(())
+                } else {
+                    Err(AppendError::Target(format!("{} is not an indicator held by this node", s.indicator)))
+                }
+            }
+        }
+    }
+
+    fn is_indicator(&self, id: &EntryId, pending: &Pending) -> bool {
+        if let Some(kind) = pending.kinds.get(&(id.origin.clone(), id.seq)) {
+            return *kind == EntryKind::Indicator as u8;
+        }
+        matches!(self.get(id), Ok(Some(v)) if v.header().kind == EntryKind::Indicator as u8)
+    }
+
+    /// The entry at a position, from this batch or the tree.
+    fn held(&self, origin: &NodeName, seq: u64, pending: &Pending) -> Result<Option<SignedEntry>, StoreError> {
+        if let Some(e) = pending.entries.get(&(origin.clone(), seq)) {
+            return Ok(Some(e.clone()));
+        }
+        Ok(self.get(&EntryId { origin: origin.clone(), seq })?.map(|v| v.entry().clone()))
+    }
+
+    fn write_entry(&self, batch: &mut sled::Batch, pending: &mut Pending, v: &VerifiedEntry) -> Result<(), StoreError> {
+        let h = v.header();
+        let bytes = v.entry().encode();
+        // Assert right before writing: what we write must read back as this entry.
+        debug_assert_eq!(SignedEntry::decode(&bytes).as_ref(), Ok(v.entry()));
+        batch.insert(entry_key(&h.origin, h.seq), bytes);
+        match v.body() {
+            Some(Body::Indicator(ind)) => {
+                let mut k = vec![b'C'];
+                k.extend_from_slice(&ind.content_id());
+                put_name_seq(&mut k, &h.origin, h.seq);
+                batch.insert(k, &[]);
+            }
+            Some(Body::Retraction(r)) => {
+                let target = EntryId { origin: h.origin.clone(), seq: r.target_seq };
+                let known = self.is_indicator(&target, pending);
+                let first = !pending.retracted.contains(&r.target_seq)
+                    && !self.log.contains_key(retraction_key(&h.origin, r.target_seq)).map_err(|e| self.sled_err(e))?;
+                // A signed retraction of something that is not an indicator is stored (the chain
+                // must stay whole) but changes no state.
+                if known && first {
+                    batch.insert(retraction_key(&h.origin, r.target_seq), &h.seq.to_be_bytes());
+                    pending.retracted.insert(r.target_seq);
+                }
+            }
+            Some(Body::Sighting(s)) => {
+                let mut k = sighting_prefix(&s.indicator.origin, s.indicator.seq);
+                put_name_seq(&mut k, &h.origin, h.seq);
+                batch.insert(k, &s.count.to_be_bytes());
+            }
+            None => {}
+        }
+        if let Audience::Only(_) = h.audience {
+            let mut k = vec![b'W'];
+            put_name_seq(&mut k, &h.origin, h.seq);
+            if v.entry().body.is_none() {
+                batch.insert(k, &[]);
+            } else {
+                batch.remove(k);
+            }
+        }
+        pending.kinds.insert((h.origin.clone(), h.seq), h.kind);
+        pending.entries.insert((h.origin.clone(), h.seq), v.entry().clone());
+        Ok(())
+    }
+
+    fn write_fork(&self, batch: &mut sled::Batch, a: &AuthenticEntry, quarantined: &mut BTreeSet<NodeName>) {
+        let h = a.header();
+        let mut k = vec![b'F'];
+        put_name_seq(&mut k, &h.origin, h.seq);
+        k.extend_from_slice(&a.hash());
+        batch.insert(k, a.entry().encode());
+        let mut q = vec![b'Q'];
+        put_name(&mut q, &h.origin);
+        batch.insert(q, &h.seq.to_be_bytes());
+        tracing::warn!(origin = %h.origin, seq = h.seq, "fork detected: origin signed two different entries; evidence kept, origin quarantined");
+        quarantined.insert(h.origin.clone());
+    }
+
+    fn decode_entry(&self, key: &[u8], v: &[u8]) -> Result<VerifiedEntry, StoreError> {
+        let entry = SignedEntry::decode(v).map_err(|e| self.corrupt(format!("entry record: {e}")))?;
+        // Assert right after reading: the record is the one its key names.
+        if key != entry_key(&entry.header.origin, entry.header.seq).as_slice() {
+            return Err(self.corrupt(format!("record under wrong key: {}", entry.id())));
+        }
+        VerifiedEntry::from_store(entry).map_err(|e| self.corrupt(e.to_string()))
+    }
+
+    fn scan_heads(&self) -> Result<BTreeMap<NodeName, ChainTip>, StoreError> {
+        let mut heads = BTreeMap::new();
+        let mut cursor: Vec<u8> = vec![b'E'];
+        loop {
+            let Some(kv) = self.log.range(cursor.clone()..).next() else { break };
+            let (k, _) = kv.map_err(|e| self.sled_err(e))?;
+            if k.first() != Some(&b'E') {
+                break;
+            }
+            let (origin, _, _) = split_name_seq(&k[1..]).ok_or_else(|| self.corrupt("entry key".into()))?;
+            let last = entry_key(&origin, u64::MAX);
+            let (lk, lv) = self
+                .log
+                .range(..=last.clone())
+                .next_back()
+                .ok_or_else(|| self.corrupt("head scan".into()))?
+                .map_err(|e| self.sled_err(e))?;
+            let v = self.decode_entry(&lk, &lv)?;
+            heads.insert(origin, v.tip());
+            cursor = last;
+            cursor.push(0);
+        }
+        Ok(heads)
+    }
+
+    fn scan_quarantined(&self) -> Result<BTreeSet<NodeName>, StoreError> {
+        let mut out = BTreeSet::new();
+        for kv in self.log.scan_prefix(b"Q") {
+            let (k, _) = kv.map_err(|e| self.sled_err(e))?;
+            let (name, rest) = split_name(&k[1..]).ok_or_else(|| self.corrupt("quarantine key".into()))?;
+            if !rest.is_empty() {
+                return Err(self.corrupt("quarantine key".into()));
+            }
+            out.insert(name);
+        }
+        Ok(out)
+    }
+
+    fn sled_err(&self, source: sled::Error) -> StoreError {
+        StoreError::Sled { dir: self.dir.display().to_string(), source }
+    }
+
+    fn corrupt(&self, what: String) -> StoreError {
+        StoreError::Corrupt { dir: self.dir.display().to_string(), what }
+    }
+}
+
+/// What the batch being built has written so far, so later items in it see earlier ones.
+#[derive(Default)]
+struct Pending {
+    kinds: HashMap<(NodeName, u64), u8>,
+    entries: HashMap<(NodeName, u64), SignedEntry>,
+    retracted: BTreeSet<u64>,
+}
+
+fn put_name(k: &mut Vec<u8>, n: &NodeName) {
+    k.push(n.as_str().len() as u8);
+    k.extend_from_slice(n.as_str().as_bytes());
+}
+
+fn put_name_seq(k: &mut Vec<u8>, n: &NodeName, seq: u64) {
+    put_name(k, n);
+    k.extend_from_slice(&seq.to_be_bytes());
+}
+
+fn split_name(k: &[u8]) -> Option<(NodeName, &[u8])> {
+    let len = *k.first()? as usize;
+    let name = std::str::from_utf8(k.get(1..1 + len)?).ok()?;
+    Some((NodeName::new(name).ok()?, &k[1 + len..]))
+}
+
+fn split_name_seq(k: &[u8]) -> Option<(NodeName, u64, &[u8])> {
+    let (name, rest) = split_name(k)?;
+    let seq = u64::from_be_bytes(rest.get(..8)?.try_into().ok()?);
+    Some((name, seq, &rest[8..]))
+}
+
+fn entry_key(origin: &NodeName, seq: u64) -> Vec<u8> {
+    let mut k = vec![b'E'];
+    put_name_seq(&mut k, origin, seq);
+    k
+}
+
+fn retraction_key(origin: &NodeName, target_seq: u64) -> Vec<u8> {
+    let mut k = vec![b'R'];
+    put_name_seq(&mut k, origin, target_seq);
+    k
+}
+
+fn sighting_prefix(origin: &NodeName, seq: u64) -> Vec<u8> {
+    let mut k = vec![b'S'];
+    put_name_seq(&mut k, origin, seq);
+    k
+}

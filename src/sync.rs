@@ -1,0 +1,552 @@
+//! The replication state machine, sans-IO: events in (`handle_*`, `stored`, `ingested`), actions
+//! out (`poll_action`). It never touches a socket, sled or the clock; `now` is always an argument,
+//! so a test can drive many nodes deterministically (see `sim`).
+//!
+//! The algorithm (`proto/PROTOCOL.md` §7):
+//! - On connect both sides send `Hello` with their version vector (every origin's head).
+//! - Pull: for each origin where a peer's head is ahead of ours, we send one `Request` at a time
+//!   (per origin, across peers), of at most `request_entries_max` entries; the reply is verified
+//!   and stored by the shell, which reports back with `ingested`, and the next request follows.
+//! - Push: an entry newly stored here (our own or relayed) goes at once to every connected peer
+//!   believed to hold exactly its predecessor. Relaying every origin's entries is what heals a cut
+//!   link through a third node.
+//! - Version vectors are re-announced (`Heads`) when they change, at most every
+//!   `heads_interval_ms`, so beliefs about peers are corrected and gaps get pulled.
+//! - Bodies go only to nodes in an entry's audience; everyone else gets the redacted stub. A node
+//!   holding a stub of an entry it may read asks for the body (`WantBodies`).
+//! - A request unanswered within `request_timeout_ms` is dropped and the peer backed off
+//!   (doubling, capped), so another peer is asked.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+
+use crate::log::{ChainTip, SignedEntry, VerifiedEntry};
+use crate::model::{Audience, EntryId, NodeName};
+use crate::wire::{self, Message, WireHead};
+
+/// Read access to the local log, implemented by the store (and by `sim`'s in-memory log).
+pub trait LogView {
+    /// Entries of `origin` from `from_seq`, at most `limit`, in order. Errors read as empty.
+    fn range(&self, origin: &NodeName, from_seq: u64, limit: usize) -> Vec<VerifiedEntry>;
+}
+
+/// Tunables, each bounding something. Defaults suit a federation of a few dozen nodes.
+#[derive(Debug, Clone)]
+pub struct SyncConfig {
+    /// Entries asked for in one request (≤ `wire::ENTRIES_PER_MESSAGE_MAX`).
+    pub request_entries_max: u32,
+    /// Requests outstanding to one peer at once.
+    pub requests_in_flight_per_peer_max: usize,
+    /// How long a request may go unanswered before another peer is asked.
+    pub request_timeout_ms: u64,
+    /// Least time between two version-vector announcements to one peer.
+    pub heads_interval_ms: u64,
+    /// First back-off after a peer failed a request; doubles per failure up to the maximum.
+    pub backoff_base_ms: u64,
+    pub backoff_max_ms: u64,
+    /// How often missing bodies are asked for again.
+    pub want_bodies_interval_ms: u64,
+    /// Most missing bodies tracked (the rest are found again by the next store scan).
+    pub wanted_bodies_max: usize,
+}
+
+impl Default for SyncConfig {
+    fn default() -> Self {
+        SyncConfig {
+            request_entries_max: wire::ENTRIES_PER_MESSAGE_MAX as u32,
+            requests_in_flight_per_peer_max: 8,
+            request_timeout_ms: 10_000,
+            heads_interval_ms: 200,
+            backoff_base_ms: 500,
+            backoff_max_ms: 30_000,
+            want_bodies_interval_ms: 5_000,
+            wanted_bodies_max: 100_000,
+        }
+    }
+}
+
+/// What the shell must do next.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// Send a message to a connected peer.
+    Send { to: NodeName, msg: Message },
+    /// Verify these entries and store what verifies, then call `ingested` with `reply_to`.
+    Ingest { from: NodeName, reply_to: Option<u64>, entries: Vec<SignedEntry> },
+    /// Close the connection to a peer that broke the protocol.
+    Disconnect { peer: NodeName, reason: String },
+}
+
+#[derive(Debug, Default)]
+struct Peer {
+    connected: bool,
+    /// `Hello` received on the current connection.
+    ready: bool,
+    /// The peer's heads as we believe them: its last announcement plus what we sent since.
+    known: BTreeMap<NodeName, ChainTip>,
+    /// Our heads as last announced to this peer.
+    announced: BTreeMap<NodeName, ChainTip>,
+    last_announce_ms: u64,
+    in_flight: usize,
+    backoff_ms: u64,
+    backoff_until_ms: u64,
+}
+
+#[derive(Debug, Clone)]
+struct InFlight {
+    peer: NodeName,
+    id: u64,
+    deadline_ms: u64,
+}
+
+/// The replication state of one node.
+pub struct Sync {
+    me: NodeName,
+    members: BTreeSet<NodeName>,
+    cfg: SyncConfig,
+    heads: BTreeMap<NodeName, ChainTip>,
+    quarantined: BTreeSet<NodeName>,
+    /// Stubs we hold although we are in their audience, with who may have the body.
+    wanted: BTreeMap<EntryId, Audience>,
+    last_want_ms: u64,
+    peers: BTreeMap<NodeName, Peer>,
+    /// One outstanding pull per origin.
+    in_flight: BTreeMap<NodeName, InFlight>,
+    next_id: u64,
+    actions: VecDeque<Action>,
+}
+
+impl Sync {
+    /// A machine for node `me` in a federation of `members`, starting from the heads in the
+    /// store and the origins it has quarantined.
+    pub fn new(
+        me: NodeName,
+        members: impl IntoIterator<Item = NodeName>,
+        heads: BTreeMap<NodeName, ChainTip>,
+        quarantined: BTreeSet<NodeName>,
+        cfg: SyncConfig,
+    ) -> Sync {
+        let members: BTreeSet<NodeName> = members.into_iter().collect();
+        let peers = members.iter().filter(|m| **m != me).map(|m| (m.clone(), Peer::default())).collect();
+        Sync {
+            me,
+            members,
+            cfg,
+            heads,
+            quarantined,
+            wanted: BTreeMap::new(),
+            last_want_ms: 0,
+            peers,
+            in_flight: BTreeMap::new(),
+            next_id: 1,
+            actions: VecDeque::new(),
+        }
+    }
+
+    pub fn me(&self) -> &NodeName {
+        &self.me
+    }
+
+    /// Our version vector as this machine knows it.
+    pub fn heads(&self) -> &BTreeMap<NodeName, ChainTip> {
+        &self.heads
+    }
+
+    /// The next thing to do, if any.
+    pub fn poll_action(&mut self) -> Option<Action> {
+        self.actions.pop_front()
+    }
+
+    /// Whether `peer` is connected and has said hello.
+    pub fn is_ready(&self, peer: &NodeName) -> bool {
+        self.peers.get(peer).is_some_and(|p| p.ready)
+    }
+
+    /// The heads a peer announced (plus what we sent it since).
+    pub fn peer_heads(&self, peer: &NodeName) -> Option<&BTreeMap<NodeName, ChainTip>> {
+        self.peers.get(peer).filter(|p| p.ready).map(|p| &p.known)
+    }
+
+    /// Missing bodies we are waiting for.
+    pub fn wanted_bodies(&self) -> usize {
+        self.wanted.len()
+    }
+
+    /// Registers stubs found in the store at start-up that this node may read.
+    pub fn want_bodies(&mut self, stubs: impl IntoIterator<Item = (EntryId, Audience)>) {
+        for (id, a) in stubs {
+            if self.wanted.len() >= self.cfg.wanted_bodies_max {
+                break;
+            }
+            self.wanted.insert(id, a);
+        }
+    }
+
+    /// When the machine next needs `handle_timeout`, at the latest.
+    pub fn poll_timeout(&self) -> u64 {
+        let mut t = u64::MAX;
+        for f in self.in_flight.values() {
+            t = t.min(f.deadline_ms);
+        }
+        for p in self.peers.values().filter(|p| p.ready) {
+            if p.announced != self.heads {
+                t = t.min(p.last_announce_ms + self.cfg.heads_interval_ms);
+            }
+        }
+        if !self.wanted.is_empty() {
+            t = t.min(self.last_want_ms + self.cfg.want_bodies_interval_ms);
+        }
+        t
+    }
+
+    pub fn peer_connected(&mut self, now: u64, peer: &NodeName) {
+        let heads = wire_heads(&self.heads);
+        let Some(p) = self.peers.get_mut(peer) else { return };
+        *p =
+            Peer { connected: true, backoff_ms: p.backoff_ms, backoff_until_ms: p.backoff_until_ms, ..Peer::default() };
+        p.announced = self.heads.clone();
+        p.last_announce_ms = now;
+        self.actions.push_back(Action::Send {
+            to: peer.clone(),
+            msg: Message::Hello { version: wire::PROTOCOL_VERSION, heads },
+        });
+    }
+
+    pub fn peer_disconnected(&mut self, now: u64, peer: &NodeName) {
+        if let Some(p) = self.peers.get_mut(peer) {
+            p.connected = false;
+            p.ready = false;
+            p.in_flight = 0;
+        }
+        self.in_flight.retain(|_, f| f.peer != *peer);
+        self.plan_requests(now, None);
+    }
+
+    /// A message from a connected peer. `log` serves its requests.
+    pub fn handle_message(&mut self, now: u64, from: &NodeName, msg: Message, log: &dyn LogView) {
+        if !self.peers.get(from).is_some_and(|p| p.connected) {
+            return;
+        }
+        match msg {
+            Message::Hello { version, heads } => {
+                if version != wire::PROTOCOL_VERSION {
+                    let reason = format!("protocol version {version}, this node speaks {}", wire::PROTOCOL_VERSION);
+                    self.actions.push_back(Action::Disconnect { peer: from.clone(), reason });
+                    return;
+                }
+                self.peers.get_mut(from).expect("checked").ready = true;
+                self.on_heads(now, from, heads, log);
+            }
+            Message::Heads { heads } => self.on_heads(now, from, heads, log),
+            Message::Request { id, origin, from_seq, limit } => {
+                self.on_request(from, id, &origin, from_seq, limit, log)
+            }
+            Message::Entries { reply_to, entries } => self.on_entries(now, from, reply_to, entries),
+            Message::WantBodies { ids } => self.on_want_bodies(from, ids, log),
+        }
+    }
+
+    /// Entries newly stored (our own appends, ingested entries, or upgraded stubs), in chain
+    /// order per origin. `from` is the peer they came from, if any: it has them already.
+    pub fn stored(&mut self, now: u64, from: Option<&NodeName>, entries: &[VerifiedEntry]) {
+        for e in entries {
+            let o = &e.header().origin;
+            if self.heads.get(o).is_none_or(|t| t.seq < e.header().seq) {
+                self.heads.insert(o.clone(), e.tip());
+            }
+            let id = e.id();
+            if e.entry().body.is_none() && e.header().audience.admits(o, &self.me) {
+                if self.wanted.len() < self.cfg.wanted_bodies_max {
+                    self.wanted.insert(id, e.header().audience.clone());
+                }
+            } else {
+                self.wanted.remove(&id);
+            }
+        }
+        let names: Vec<NodeName> = self.peers.keys().cloned().collect();
+        for name in names {
+            let p = self.peers.get_mut(&name).expect("listed");
+            if !p.ready {
+                continue;
+            }
+            if Some(&name) == from {
+                for e in entries {
+                    bump(&mut p.known, e);
+                }
+                continue;
+            }
+            let mut batch = Vec::new();
+            for e in entries {
+                let o = &e.header().origin;
+                if self.quarantined.contains(o) {
+                    continue;
+                }
+                let have = p.known.get(o).map_or(0, |t| t.seq);
+                if e.header().seq == have + 1 {
+                    batch.push(e.for_recipient(&name).to_wire());
+                    p.known.insert(o.clone(), e.tip());
+                }
+            }
+            for chunk in batch.chunks(wire::ENTRIES_PER_MESSAGE_MAX) {
+                let msg = Message::Entries { reply_to: None, entries: chunk.to_vec() };
+                self.actions.push_back(Action::Send { to: name.clone(), msg });
+            }
+        }
+        self.plan_requests(now, None);
+    }
+
+    /// The outcome of an `Ingest` action: `stored` lists what was newly stored (also passed to
+    /// `stored` by this call), `forked` the origins found forked.
+    pub fn ingested(
+        &mut self,
+        now: u64,
+        from: &NodeName,
+        reply_to: Option<u64>,
+        stored: &[VerifiedEntry],
+        forked: &[NodeName],
+    ) {
+        for o in forked {
+            self.quarantine(o);
+        }
+        if let Some(id) = reply_to {
+            let done: Vec<NodeName> =
+                self.in_flight.iter().filter(|(_, f)| f.id == id && f.peer == *from).map(|(o, _)| o.clone()).collect();
+            for o in done {
+                self.in_flight.remove(&o);
+                if let Some(p) = self.peers.get_mut(from) {
+                    p.in_flight = p.in_flight.saturating_sub(1);
+                    if stored.is_empty() {
+                        // The peer announced entries it then did not deliver: ask someone else.
+                        back_off(p, now, &self.cfg);
+                    } else {
+                        p.backoff_ms = 0;
+                    }
+                }
+            }
+        }
+        self.stored(now, Some(from), stored);
+    }
+
+    /// Stops requesting and relaying an origin that forked.
+    pub fn quarantine(&mut self, origin: &NodeName) {
+        self.quarantined.insert(origin.clone());
+        self.in_flight.remove(origin);
+    }
+
+    /// Timers: expired requests, version-vector announcements, missing bodies.
+    pub fn handle_timeout(&mut self, now: u64) {
+        let expired: Vec<NodeName> =
+            self.in_flight.iter().filter(|(_, f)| f.deadline_ms <= now).map(|(o, _)| o.clone()).collect();
+        for o in expired {
+            let f = self.in_flight.remove(&o).expect("listed");
+            if let Some(p) = self.peers.get_mut(&f.peer) {
+                p.in_flight = p.in_flight.saturating_sub(1);
+                back_off(p, now, &self.cfg);
+            }
+        }
+        let heads = &self.heads;
+        for (name, p) in self.peers.iter_mut().filter(|(_, p)| p.ready) {
+            if p.announced != *heads && now >= p.last_announce_ms + self.cfg.heads_interval_ms {
+                p.announced = heads.clone();
+                p.last_announce_ms = now;
+                self.actions
+                    .push_back(Action::Send { to: name.clone(), msg: Message::Heads { heads: wire_heads(heads) } });
+            }
+        }
+        if !self.wanted.is_empty() && now >= self.last_want_ms + self.cfg.want_bodies_interval_ms {
+            self.last_want_ms = now;
+            self.ask_for_bodies();
+        }
+        self.plan_requests(now, None);
+    }
+
+    // ---- message handlers ----
+
+    fn on_heads(&mut self, now: u64, from: &NodeName, heads: Vec<WireHead>, log: &dyn LogView) {
+        let Some(parsed) = self.parse_heads(from, heads) else { return };
+        let mut probes = Vec::new();
+        for (o, t) in &parsed {
+            // Same position, different hash: one of us holds a fork. Fetch theirs so the
+            // store can prove it.
+            let ours = self.heads.get(o).map_or(0, |t| t.seq);
+            if t.seq <= ours && !self.quarantined.contains(o) {
+                let held = log.range(o, t.seq, 1);
+                if held.first().is_some_and(|h| h.hash() != t.hash) {
+                    probes.push((o.clone(), t.seq));
+                }
+            }
+        }
+        let p = self.peers.get_mut(from).expect("connected peer");
+        p.known = parsed;
+        for (o, seq) in probes {
+            let id = self.next_id;
+            self.next_id += 1;
+            let msg = Message::Request { id, origin: o.to_string(), from_seq: seq, limit: 1 };
+            self.actions.push_back(Action::Send { to: from.clone(), msg });
+        }
+        self.plan_requests(now, Some(from));
+    }
+
+    fn on_request(&mut self, from: &NodeName, id: u64, origin: &str, from_seq: u64, limit: u32, log: &dyn LogView) {
+        let Some(origin) = self.member(from, origin) else { return };
+        let limit = (limit as usize).min(wire::ENTRIES_PER_MESSAGE_MAX);
+        let entries =
+            if self.quarantined.contains(&origin) { Vec::new() } else { log.range(&origin, from_seq.max(1), limit) };
+        let p = self.peers.get_mut(from).expect("connected peer");
+        let wire_entries: Vec<_> = entries
+            .iter()
+            .map(|e| {
+                bump(&mut p.known, e);
+                e.for_recipient(from).to_wire()
+            })
+            .collect();
+        self.actions.push_back(Action::Send {
+            to: from.clone(),
+            msg: Message::Entries { reply_to: Some(id), entries: wire_entries },
+        });
+    }
+
+    fn on_entries(&mut self, now: u64, from: &NodeName, reply_to: Option<u64>, entries: Vec<wire::WireEntry>) {
+        let mut signed = Vec::with_capacity(entries.len());
+        for w in entries {
+            match SignedEntry::from_wire(w) {
+                Ok(e) => signed.push(e),
+                Err(e) => {
+                    let reason = format!("undecodable entry: {e}");
+                    self.actions.push_back(Action::Disconnect { peer: from.clone(), reason });
+                    return;
+                }
+            }
+        }
+        if let Some(id) = reply_to {
+            for f in self.in_flight.values_mut().filter(|f| f.id == id && f.peer == *from) {
+                // Give verification and storage time of their own.
+                f.deadline_ms = now + self.cfg.request_timeout_ms;
+            }
+        }
+        self.actions.push_back(Action::Ingest { from: from.clone(), reply_to, entries: signed });
+    }
+
+    fn on_want_bodies(&mut self, from: &NodeName, ids: Vec<(String, u64)>, log: &dyn LogView) {
+        let mut out = Vec::new();
+        for (o, seq) in ids {
+            let Some(origin) = self.member(from, &o) else { return };
+            if let Some(e) = log.range(&origin, seq, 1).into_iter().next()
+                && e.header().seq == seq
+                && e.entry().body.is_some()
+                && e.header().audience.admits(&origin, from)
+            {
+                out.push(e.entry().to_wire());
+            }
+        }
+        for chunk in out.chunks(wire::ENTRIES_PER_MESSAGE_MAX) {
+            self.actions.push_back(Action::Send {
+                to: from.clone(),
+                msg: Message::Entries { reply_to: None, entries: chunk.to_vec() },
+            });
+        }
+    }
+
+    // ---- internals ----
+
+    /// Sends one pull per origin where a ready peer is ahead of us. `prefer` is asked first.
+    fn plan_requests(&mut self, now: u64, prefer: Option<&NodeName>) {
+        let mut origins: BTreeSet<NodeName> = BTreeSet::new();
+        for p in self.peers.values().filter(|p| p.ready) {
+            origins.extend(p.known.keys().cloned());
+        }
+        for o in origins {
+            if self.in_flight.contains_key(&o) || self.quarantined.contains(&o) {
+                continue;
+            }
+            let ours = self.heads.get(&o).map_or(0, |t| t.seq);
+            let mut best: Option<(&NodeName, u64)> = None;
+            for (name, p) in &self.peers {
+                if !p.ready || p.backoff_until_ms > now || p.in_flight >= self.cfg.requests_in_flight_per_peer_max {
+                    continue;
+                }
+                let theirs = p.known.get(&o).map_or(0, |t| t.seq);
+                if theirs <= ours {
+                    continue;
+                }
+                let better = match best {
+                    None => true,
+                    Some((_, b)) => theirs > b || (theirs == b && Some(name) == prefer),
+                };
+                if better {
+                    best = Some((name, theirs));
+                }
+            }
+            let Some((peer, theirs)) = best else { continue };
+            let peer = peer.clone();
+            let id = self.next_id;
+            self.next_id += 1;
+            let limit = (theirs - ours).min(self.cfg.request_entries_max as u64) as u32;
+            self.in_flight
+                .insert(o.clone(), InFlight { peer: peer.clone(), id, deadline_ms: now + self.cfg.request_timeout_ms });
+            self.peers.get_mut(&peer).expect("listed").in_flight += 1;
+            let msg = Message::Request { id, origin: o.to_string(), from_seq: ours + 1, limit };
+            self.actions.push_back(Action::Send { to: peer, msg });
+        }
+    }
+
+    fn ask_for_bodies(&mut self) {
+        for (name, p) in &self.peers {
+            if !p.ready {
+                continue;
+            }
+            let ids: Vec<(String, u64)> = self
+                .wanted
+                .iter()
+                .filter(|(id, a)| a.admits(&id.origin, name))
+                .take(wire::WANT_BODIES_MAX)
+                .map(|(id, _)| (id.origin.to_string(), id.seq))
+                .collect();
+            if !ids.is_empty() {
+                self.actions.push_back(Action::Send { to: name.clone(), msg: Message::WantBodies { ids } });
+            }
+        }
+    }
+
+    fn parse_heads(&mut self, from: &NodeName, heads: Vec<WireHead>) -> Option<BTreeMap<NodeName, ChainTip>> {
+        let mut out = BTreeMap::new();
+        for h in heads {
+            let o = self.member(from, &h.origin)?;
+            if h.seq == 0 {
+                self.violation(from, "version vector with seq 0".into());
+                return None;
+            }
+            out.insert(o, ChainTip { seq: h.seq, hash: h.hash });
+        }
+        Some(out)
+    }
+
+    /// Parses an origin name a peer sent; it must be a roster member.
+    fn member(&mut self, from: &NodeName, name: &str) -> Option<NodeName> {
+        match NodeName::new(name) {
+            Ok(n) if self.members.contains(&n) => Some(n),
+            _ => {
+                self.violation(from, format!("unknown origin {name:?}"));
+                None
+            }
+        }
+    }
+
+    fn violation(&mut self, peer: &NodeName, reason: String) {
+        self.actions.push_back(Action::Disconnect { peer: peer.clone(), reason });
+    }
+}
+
+fn bump(known: &mut BTreeMap<NodeName, ChainTip>, e: &VerifiedEntry) {
+    let o = &e.header().origin;
+    if known.get(o).is_none_or(|t| t.seq < e.header().seq) {
+        known.insert(o.clone(), e.tip());
+    }
+}
+
+fn back_off(p: &mut Peer, now: u64, cfg: &SyncConfig) {
+    p.backoff_ms = if p.backoff_ms == 0 { cfg.backoff_base_ms } else { (p.backoff_ms * 2).min(cfg.backoff_max_ms) };
+    p.backoff_until_ms = now + p.backoff_ms;
+}
+
+fn wire_heads(heads: &BTreeMap<NodeName, ChainTip>) -> Vec<WireHead> {
+    heads.iter().map(|(o, t)| WireHead { origin: o.to_string(), seq: t.seq, hash: t.hash }).collect()
+}

@@ -1,0 +1,8 @@
+//! ctix integration tests: one binary, one module per feature.
+
+mod log;
+mod model;
+mod sim;
+mod store;
+mod support;
+mod vectors;
