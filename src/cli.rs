@@ -29,6 +29,24 @@ pub enum Command {
     /// Manage the federation certificate authority.
     #[command(subcommand)]
     Ca(CaCommand),
+    /// Run a node: open the store, connect to every roster peer, replicate until SIGINT/SIGTERM.
+    Run {
+        /// The node's TOML config (see deploy/ and `ctix dev-federation`).
+        #[arg(long)]
+        config: PathBuf,
+    },
+    /// Generate a development federation on 127.0.0.1: a CA, keys, certificates, a roster and
+    /// DIR/<node>/ctix.toml for every node. Not for production.
+    DevFederation {
+        #[arg(long)]
+        dir: PathBuf,
+        /// Comma-separated node names.
+        #[arg(long, default_value = "ee,lv,lt", value_delimiter = ',')]
+        nodes: Vec<String>,
+        /// First QUIC port; node i listens on BASE+i, its API on BASE+100+i.
+        #[arg(long, default_value_t = 7401)]
+        base_port: u16,
+    },
     /// Inspect a node's store offline (the node must not be running).
     #[command(subcommand)]
     Store(StoreCommand),
@@ -110,6 +128,16 @@ pub fn run(cli: Cli) -> Result<()> {
             println!("wrote {} and {} (mode 0600)", p.cert.display(), p.key.display());
             Ok(())
         }
+        Command::Run { config } => run_node(&config),
+        Command::DevFederation { dir, nodes, base_port } => {
+            let names = nodes.iter().map(|n| NodeName::new(n.trim())).collect::<Result<Vec<_>, _>>()?;
+            let fed = crate::devfed::generate(&dir, &names, base_port).map_err(anyhow::Error::msg)?;
+            println!("dev federation in {} (roster {})", fed.dir.display(), fed.roster.display());
+            for (name, cfg) in &fed.nodes {
+                println!("  {name}: ctix run --config {}", cfg.display());
+            }
+            Ok(())
+        }
         Command::Store(StoreCommand::Heads(a)) => {
             let store = open_store(&a)?;
             for (origin, tip) in store.heads() {
@@ -128,6 +156,38 @@ pub fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
     }
+}
+
+fn run_node(path: &std::path::Path) -> Result<()> {
+    init_tracing();
+    let cfg = crate::config::Config::load(path)?;
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the async runtime")?;
+    rt.block_on(async move {
+        let running = crate::node::start(cfg).await?;
+        shutdown_signal().await;
+        tracing::info!("signal received: shutting down");
+        running.stop().await;
+        Ok(())
+    })
+}
+
+/// Resolves on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).expect("installing a SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}
+
+/// Logs to stderr; `RUST_LOG` sets levels per module (default `info`), `CTIX_LOG_FORMAT=json`
+/// switches to JSON lines.
+pub fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+    let b = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let _ =
+        if std::env::var("CTIX_LOG_FORMAT").is_ok_and(|v| v == "json") { b.json().try_init() } else { b.try_init() };
 }
 
 fn open_store(a: &StoreArgs) -> Result<Store> {

@@ -3,13 +3,14 @@
 //! Nodes exchange ed25519-signed indicators over QUIC with mutual TLS, keep them in sled and
 //! relay each other's entries. See `ARCHITECTURE.md` for the map of this crate.
 
-// pub mod cli; (enabled once pki lands)
+pub mod cli;
 pub mod config;
 pub mod crypto;
+pub mod devfed;
 pub mod log;
 pub mod model;
-// pub mod net; (pending pki)
-// pub mod node; (pending pki)
+pub mod net;
+pub mod node;
 pub mod pki;
 pub mod roster;
 pub mod sim;

@@ -1,5 +1,6 @@
 //! ctix integration tests: one binary, one module per feature.
 
+mod federation;
 mod log;
 mod model;
 mod sim;

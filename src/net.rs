@@ -1,0 +1,436 @@
+//! The transport: a quinn endpoint with rustls mutual TLS against the federation CA, one
+//! connection per roster peer, and length-prefixed frames on one unidirectional stream each way.
+//!
+//! Identity: a peer's TLS certificate must chain to the federation CA and carry, as its DNS name,
+//! the roster name it is reached as. Outgoing connections name the peer as the TLS server name;
+//! incoming ones are matched against every roster name, so a valid certificate for `lv` is `lv`
+//! and nothing else. The node with the lower name dials; the other accepts, so each pair holds
+//! one connection.
+
+use std::collections::{BTreeSet, HashMap};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use quinn::crypto::rustls::{QuicClientConfig, QuicServerConfig};
+use quinn::{Connection, Endpoint, IdleTimeout, RecvStream, SendStream, TransportConfig, VarInt};
+use rustls::RootCertStore;
+use rustls::pki_types::{CertificateDer, ServerName};
+use rustls::server::WebPkiClientVerifier;
+use tokio::sync::mpsc;
+
+use crate::model::NodeName;
+use crate::pki;
+use crate::roster::Roster;
+use crate::wire::{self, Message};
+
+/// ALPN protocol id; a peer speaking anything else fails the handshake.
+pub const ALPN: &[u8] = b"ctix/1";
+/// Messages queued for one peer. A peer that cannot keep up is disconnected and resynchronises
+/// from version vectors on reconnect, so the queue never grows without bound.
+pub const PEER_SEND_QUEUE_MAX: usize = 1024;
+/// Events queued from all connections to the node. Readers wait when it is full, which pushes
+/// back on the peers through QUIC flow control.
+pub const EVENTS_QUEUE_MAX: usize = 1024;
+/// Streams a peer may open: one uni stream carries all its frames; one spare for a reconnect race.
+pub const UNI_STREAMS_MAX: u32 = 2;
+/// Per-stream receive window: two maximal frames in flight.
+pub const STREAM_WINDOW_BYTES: u32 = 2 * wire::FRAME_BYTES_MAX as u32;
+/// Per-connection receive window.
+pub const CONN_WINDOW_BYTES: u32 = 4 * wire::FRAME_BYTES_MAX as u32;
+/// A connection silent this long is dead. Keep-alives keep healthy idle links open.
+pub const IDLE_TIMEOUT_MS: u64 = 30_000;
+/// Keep-alive interval: well under the idle timeout and typical NAT/firewall UDP timeouts.
+pub const KEEP_ALIVE_MS: u64 = 5_000;
+/// Handshake or dial taking longer than this is abandoned and retried.
+pub const CONNECT_TIMEOUT_MS: u64 = 5_000;
+/// Reconnect back-off: first delay and cap (doubles per failed attempt).
+pub const RECONNECT_BASE_MS: u64 = 200;
+pub const RECONNECT_MAX_MS: u64 = 10_000;
+
+/// Application close codes (QUIC `CONNECTION_CLOSE` error codes).
+pub mod close_code {
+    /// Normal shutdown.
+    pub const SHUTDOWN: u32 = 0;
+    /// The peer's certificate names no roster member, or a member we refuse.
+    pub const UNKNOWN_PEER: u32 = 0x10;
+    /// A frame was over `FRAME_BYTES_MAX`.
+    pub const FRAME_TOO_LARGE: u32 = 0x11;
+    /// A frame did not decode.
+    pub const MALFORMED: u32 = 0x12;
+    /// The protocol state machine refused the peer (wrong version, unknown origin …).
+    pub const PROTOCOL: u32 = 0x13;
+    /// The peer did not read its queue fast enough.
+    pub const SLOW_PEER: u32 = 0x14;
+    /// Replaced by a newer connection to the same peer.
+    pub const REPLACED: u32 = 0x15;
+    /// The link is blocked by configuration (drill fault or operator).
+    pub const BLOCKED: u32 = 0x16;
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum NetError {
+    /// Loading the TLS material failed.
+    #[error(transparent)]
+    Pki(#[from] pki::PkiError),
+    /// rustls refused the configuration.
+    #[error("TLS configuration: {0}")]
+    Tls(String),
+    /// The UDP socket could not be bound.
+    #[error("cannot listen on {addr}: {source} (is another node running on that port?)")]
+    Bind { addr: SocketAddr, source: std::io::Error },
+}
+
+/// Everything the transport needs.
+#[derive(Debug, Clone)]
+pub struct NetConfig {
+    pub me: NodeName,
+    pub listen: SocketAddr,
+    pub roster: Roster,
+    pub ca_cert: PathBuf,
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    /// Peers never dialled or accepted (operator choice or a drill's link cut).
+    pub blocked: BTreeSet<NodeName>,
+}
+
+/// What the transport reports to the node.
+#[derive(Debug)]
+pub enum NetEvent {
+    Connected(NodeName),
+    Disconnected(NodeName, String),
+    Message(NodeName, Message),
+}
+
+struct PeerConn {
+    conn: Connection,
+    send: mpsc::Sender<Message>,
+}
+
+struct Shared {
+    me: NodeName,
+    roster: Roster,
+    events: mpsc::Sender<NetEvent>,
+    peers: Mutex<HashMap<NodeName, PeerConn>>,
+    blocked: Mutex<BTreeSet<NodeName>>,
+}
+
+/// A handle on the running transport.
+#[derive(Clone)]
+pub struct Net {
+    endpoint: Endpoint,
+    shared: Arc<Shared>,
+}
+
+impl Net {
+    /// Binds the endpoint, starts accepting, and starts dialling every peer whose name sorts
+    /// after ours. Events arrive on the returned receiver.
+    pub fn start(cfg: NetConfig) -> Result<(Net, mpsc::Receiver<NetEvent>), NetError> {
+        let (server, client) = tls_configs(&cfg)?;
+        let mut endpoint =
+            Endpoint::server(server, cfg.listen).map_err(|source| NetError::Bind { addr: cfg.listen, source })?;
+        endpoint.set_default_client_config(client);
+        let (tx, rx) = mpsc::channel(EVENTS_QUEUE_MAX);
+        let shared = Arc::new(Shared {
+            me: cfg.me.clone(),
+            roster: cfg.roster.clone(),
+            events: tx,
+            peers: Mutex::new(HashMap::new()),
+            blocked: Mutex::new(cfg.blocked.clone()),
+        });
+        let net = Net { endpoint, shared };
+        tokio::spawn(net.clone().accept_loop());
+        for m in cfg.roster.members() {
+            if m.name > cfg.me {
+                tokio::spawn(net.clone().dial_loop(m.name.clone(), m.quic_addr.clone()));
+            }
+        }
+        Ok((net, rx))
+    }
+
+    /// The bound UDP address.
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.endpoint.local_addr()
+    }
+
+    /// Queues a message for a peer. A full queue disconnects the peer (see `PEER_SEND_QUEUE_MAX`).
+    pub fn send(&self, peer: &NodeName, msg: Message) {
+        let peers = lock(&self.shared.peers);
+        if let Some(p) = peers.get(peer)
+            && p.send.try_send(msg).is_err()
+        {
+            tracing::warn!(%peer, "send queue full: disconnecting slow peer");
+            p.conn.close(VarInt::from_u32(close_code::SLOW_PEER), b"send queue full");
+        }
+    }
+
+    /// Closes the connection to a peer with a reason.
+    pub fn disconnect(&self, peer: &NodeName, code: u32, reason: &str) {
+        if let Some(p) = lock(&self.shared.peers).get(peer) {
+            p.conn.close(VarInt::from_u32(code), reason.as_bytes());
+        }
+    }
+
+    /// Blocks or unblocks a link at run time (drill faults). Blocking closes a live connection.
+    pub fn set_blocked(&self, peer: &NodeName, blocked: bool) {
+        if blocked {
+            lock(&self.shared.blocked).insert(peer.clone());
+            self.disconnect(peer, close_code::BLOCKED, "link blocked");
+        } else {
+            lock(&self.shared.blocked).remove(peer);
+        }
+    }
+
+    /// Closes every connection and the endpoint, waiting briefly for close frames to go out.
+    pub async fn shutdown(&self) {
+        self.endpoint.close(VarInt::from_u32(close_code::SHUTDOWN), b"node shutting down");
+        let _ = tokio::time::timeout(Duration::from_secs(2), self.endpoint.wait_idle()).await;
+    }
+
+    async fn accept_loop(self) {
+        while let Some(incoming) = self.endpoint.accept().await {
+            let net = self.clone();
+            tokio::spawn(async move {
+                let remote = incoming.remote_address();
+                let conn = match tokio::time::timeout(Duration::from_millis(CONNECT_TIMEOUT_MS), incoming).await {
+                    Ok(Ok(c)) => c,
+                    Ok(Err(e)) => {
+                        tracing::warn!(%remote, error = %e, "refused incoming connection: TLS handshake failed");
+                        return;
+                    }
+                    Err(_) => {
+                        tracing::warn!(%remote, "incoming handshake timed out");
+                        return;
+                    }
+                };
+                match net.identify(&conn, None) {
+                    Ok(peer) => net.run_connection(peer, conn).await,
+                    Err(reason) => {
+                        tracing::warn!(%remote, %reason, "refused incoming connection");
+                        conn.close(VarInt::from_u32(close_code::UNKNOWN_PEER), reason.as_bytes());
+                    }
+                }
+            });
+        }
+    }
+
+    async fn dial_loop(self, peer: NodeName, addr: String) {
+        let mut backoff = RECONNECT_BASE_MS;
+        loop {
+            if self.is_closing() {
+                return;
+            }
+            if lock(&self.shared.blocked).contains(&peer) {
+                tokio::time::sleep(Duration::from_millis(RECONNECT_BASE_MS)).await;
+                continue;
+            }
+            match self.dial(&peer, &addr).await {
+                Ok(conn) => {
+                    backoff = RECONNECT_BASE_MS;
+                    self.run_connection(peer.clone(), conn).await;
+                }
+                Err(e) => {
+                    tracing::debug!(%peer, %addr, error = %e, "dial failed");
+                    backoff = (backoff * 2).min(RECONNECT_MAX_MS);
+                }
+            }
+            if self.is_closing() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(backoff)).await;
+        }
+    }
+
+    fn is_closing(&self) -> bool {
+        self.shared.events.is_closed()
+    }
+
+    async fn dial(&self, peer: &NodeName, addr: &str) -> Result<Connection, String> {
+        let sock = tokio::net::lookup_host(addr)
+            .await
+            .map_err(|e| format!("cannot resolve {addr}: {e}"))?
+            .next()
+            .ok_or_else(|| format!("{addr} resolves to nothing"))?;
+        let connecting = self.endpoint.connect(sock, peer.as_str()).map_err(|e| e.to_string())?;
+        let conn = tokio::time::timeout(Duration::from_millis(CONNECT_TIMEOUT_MS), connecting)
+            .await
+            .map_err(|_| "handshake timed out".to_string())?
+            .map_err(|e| e.to_string())?;
+        self.identify(&conn, Some(peer)).inspect_err(|reason| {
+            conn.close(VarInt::from_u32(close_code::UNKNOWN_PEER), reason.as_bytes());
+        })?;
+        Ok(conn)
+    }
+
+    /// Finds which roster member the peer's certificate names. For an outgoing connection rustls
+    /// has already checked the name we dialled; this also refuses ourselves and blocked peers.
+    fn identify(&self, conn: &Connection, dialled: Option<&NodeName>) -> Result<NodeName, String> {
+        let certs = conn
+            .peer_identity()
+            .and_then(|i| i.downcast::<Vec<CertificateDer<'static>>>().ok())
+            .ok_or("peer presented no certificate")?;
+        let leaf = certs.first().ok_or("peer presented an empty certificate chain")?;
+        let ee = webpki::EndEntityCert::try_from(leaf).map_err(|e| format!("unparseable peer certificate: {e:?}"))?;
+        let names: Vec<&NodeName> = self
+            .shared
+            .roster
+            .names()
+            .filter(|n| {
+                ServerName::try_from(n.as_str()).is_ok_and(|sn| ee.verify_is_valid_for_subject_name(&sn).is_ok())
+            })
+            .collect();
+        let peer = match names.as_slice() {
+            [one] => (*one).clone(),
+            [] => return Err("certificate names no roster member".into()),
+            _ => return Err("certificate names several roster members".into()),
+        };
+        if dialled.is_some_and(|d| *d != peer) {
+            return Err(format!("dialled {} but the certificate names {peer}", dialled.expect("checked")));
+        }
+        if peer == self.shared.me {
+            return Err("certificate names this node itself".into());
+        }
+        if lock(&self.shared.blocked).contains(&peer) {
+            return Err(format!("link to {peer} is blocked"));
+        }
+        Ok(peer)
+    }
+
+    /// Runs one established connection until it closes.
+    async fn run_connection(&self, peer: NodeName, conn: Connection) {
+        let send_stream = match conn.open_uni().await {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::debug!(%peer, error = %e, "could not open stream");
+                return;
+            }
+        };
+        let (tx, rx) = mpsc::channel(PEER_SEND_QUEUE_MAX);
+        let old = lock(&self.shared.peers).insert(peer.clone(), PeerConn { conn: conn.clone(), send: tx });
+        if let Some(old) = old {
+            old.conn.close(VarInt::from_u32(close_code::REPLACED), b"replaced by a newer connection");
+        }
+        tracing::info!(%peer, remote = %conn.remote_address(), "peer connected");
+        if self.shared.events.send(NetEvent::Connected(peer.clone())).await.is_err() {
+            return;
+        }
+        let writer = tokio::spawn(write_frames(send_stream, rx));
+        let reason = self.read_frames(&peer, &conn).await;
+        writer.abort();
+        let current = {
+            let mut peers = lock(&self.shared.peers);
+            let is_current = peers.get(&peer).is_some_and(|p| p.conn.stable_id() == conn.stable_id());
+            if is_current {
+                peers.remove(&peer);
+            }
+            is_current
+        };
+        if current {
+            tracing::info!(%peer, %reason, "peer disconnected");
+            let _ = self.shared.events.send(NetEvent::Disconnected(peer, reason)).await;
+        }
+    }
+
+    /// Reads frames from the peer's stream until the connection ends; returns why it ended.
+    async fn read_frames(&self, peer: &NodeName, conn: &Connection) -> String {
+        let mut recv: RecvStream = match conn.accept_uni().await {
+            Ok(r) => r,
+            Err(e) => return e.to_string(),
+        };
+        loop {
+            let mut prefix = [0u8; 4];
+            if let Err(e) = recv.read_exact(&mut prefix).await {
+                return conn.close_reason().map_or_else(|| e.to_string(), |r| r.to_string());
+            }
+            let len = match wire::frame_len(prefix) {
+                Ok(l) => l,
+                Err(e) => return refuse(conn, peer, close_code::FRAME_TOO_LARGE, &e.to_string()),
+            };
+            let mut payload = vec![0u8; len];
+            if let Err(e) = recv.read_exact(&mut payload).await {
+                return e.to_string();
+            }
+            let msg = match wire::decode_message(&payload) {
+                Ok(m) => m,
+                Err(e) => return refuse(conn, peer, close_code::MALFORMED, &e.to_string()),
+            };
+            if self.shared.events.send(NetEvent::Message(peer.clone(), msg)).await.is_err() {
+                return "node shutting down".into();
+            }
+        }
+    }
+}
+
+fn refuse(conn: &Connection, peer: &NodeName, code: u32, reason: &str) -> String {
+    tracing::warn!(%peer, code, %reason, "closing connection: peer sent a bad frame");
+    conn.close(VarInt::from_u32(code), reason.as_bytes());
+    format!("bad frame: {reason}")
+}
+
+async fn write_frames(mut stream: SendStream, mut rx: mpsc::Receiver<Message>) {
+    while let Some(msg) = rx.recv().await {
+        if stream.write_all(&wire::encode_frame(&msg)).await.is_err() {
+            return;
+        }
+    }
+    let _ = stream.finish();
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Transport limits, each named above with its reason.
+pub fn transport_config() -> TransportConfig {
+    let mut t = TransportConfig::default();
+    t.max_concurrent_bidi_streams(VarInt::from_u32(0))
+        .max_concurrent_uni_streams(VarInt::from_u32(UNI_STREAMS_MAX))
+        .stream_receive_window(VarInt::from_u32(STREAM_WINDOW_BYTES))
+        .receive_window(VarInt::from_u32(CONN_WINDOW_BYTES))
+        .send_window(CONN_WINDOW_BYTES as u64)
+        .max_idle_timeout(Some(IdleTimeout::try_from(Duration::from_millis(IDLE_TIMEOUT_MS)).expect("in range")))
+        .keep_alive_interval(Some(Duration::from_millis(KEEP_ALIVE_MS)));
+    t
+}
+
+/// Builds the QUIC server and client configurations: TLS 1.3 only, ring, mutual TLS against the
+/// federation CA, ALPN `ctix/1`.
+pub fn tls_configs(cfg: &NetConfig) -> Result<(quinn::ServerConfig, quinn::ClientConfig), NetError> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut roots = RootCertStore::empty();
+    for c in pki::load_certs(&cfg.ca_cert)? {
+        roots.add(c).map_err(|e| NetError::Tls(format!("CA certificate {}: {e}", cfg.ca_cert.display())))?;
+    }
+    let roots = Arc::new(roots);
+    let certs = pki::load_certs(&cfg.cert)?;
+    let key = pki::load_tls_key(&cfg.key)?;
+    let tls = |e: rustls::Error| NetError::Tls(e.to_string());
+
+    let verifier = WebPkiClientVerifier::builder_with_provider(roots.clone(), provider.clone())
+        .build()
+        .map_err(|e| NetError::Tls(e.to_string()))?;
+    let mut server = rustls::ServerConfig::builder_with_provider(provider.clone())
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .map_err(tls)?
+        .with_client_cert_verifier(verifier)
+        .with_single_cert(certs.clone(), key.clone_key())
+        .map_err(tls)?;
+    server.alpn_protocols = vec![ALPN.to_vec()];
+    let mut client = rustls::ClientConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .map_err(tls)?
+        .with_root_certificates(roots)
+        .with_client_auth_cert(certs, key)
+        .map_err(tls)?;
+    client.alpn_protocols = vec![ALPN.to_vec()];
+
+    let transport = Arc::new(transport_config());
+    let server_crypto = QuicServerConfig::try_from(server).map_err(|e| NetError::Tls(e.to_string()))?;
+    let mut server_config = quinn::ServerConfig::with_crypto(Arc::new(server_crypto));
+    server_config.transport_config(transport.clone());
+    let client_crypto = QuicClientConfig::try_from(client).map_err(|e| NetError::Tls(e.to_string()))?;
+    let mut client_config = quinn::ClientConfig::new(Arc::new(client_crypto));
+    client_config.transport_config(transport);
+    Ok((server_config, client_config))
+}

@@ -1,0 +1,428 @@
+//! The node: one actor task that owns the replication state machine and drives it with the
+//! store and the transport. Everything else (CLI, API, tests) talks to it through `NodeHandle`.
+//!
+//! The actor's loop takes, in priority order: shutdown, transport events, commands, the timer.
+//! Store work (sled, signature verification) runs on the blocking pool and is awaited, so one
+//! batch is in progress at a time and a shutdown lets it finish: nothing acknowledged is lost.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::sync::Arc;
+use std::time::Duration;
+
+use ed25519_dalek::SigningKey;
+use tokio::sync::{mpsc, oneshot, watch};
+
+use crate::config::{Config, OnNoPeers};
+use crate::log::{self, ChainTip, VerifiedEntry};
+use crate::model::{Body, NodeName};
+use crate::net::{Net, NetConfig, NetEvent, close_code};
+use crate::pki;
+use crate::store::{AppendError, IngestOutcome, Store, StoreError, StoreOptions};
+use crate::sync::{Action, LogView, Sync};
+
+/// Commands queued to the node actor.
+pub const COMMANDS_QUEUE_MAX: usize = 256;
+/// Appends waiting for the start-up own-head check.
+pub const PENDING_APPENDS_MAX: usize = 1024;
+/// The actor's timer resolution.
+pub const TICK_MS: u64 = 50;
+
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// Keys or certificates could not be loaded.
+    #[error(transparent)]
+    Pki(#[from] pki::PkiError),
+    /// The transport could not start.
+    #[error(transparent)]
+    Net(#[from] crate::net::NetError),
+    /// The node is not accepting appends yet.
+    #[error("{0}")]
+    NotReady(String),
+    /// The node has stopped.
+    #[error("node is shutting down")]
+    Stopped,
+}
+
+/// A snapshot of the node's state.
+#[derive(Debug, Clone)]
+pub struct Status {
+    pub node: NodeName,
+    pub heads: BTreeMap<NodeName, ChainTip>,
+    pub connected: BTreeSet<NodeName>,
+    pub quarantined: BTreeSet<NodeName>,
+    /// Whether appends are accepted (the own-head check at start-up passed).
+    pub ready: bool,
+    pub counters: Counters,
+}
+
+/// Running totals since start.
+#[derive(Debug, Clone, Default)]
+pub struct Counters {
+    pub appended: u64,
+    pub stored_from_peers: u64,
+    pub duplicates: u64,
+    pub gaps: u64,
+    pub rejected: u64,
+    pub forks: u64,
+}
+
+type AppendReply = oneshot::Sender<Result<Vec<Result<VerifiedEntry, AppendError>>, NodeError>>;
+
+enum Command {
+    Append { bodies: Vec<Body>, reply: AppendReply },
+    Status { reply: oneshot::Sender<Status> },
+    SetBlocked { peer: NodeName, blocked: bool },
+}
+
+/// A cheap, cloneable handle on a running node.
+#[derive(Clone)]
+pub struct NodeHandle {
+    cmds: mpsc::Sender<Command>,
+    pub name: NodeName,
+    pub store: Arc<Store>,
+}
+
+impl NodeHandle {
+    /// Appends our own entries; resolves once they are durable. One result per body.
+    pub async fn append(&self, bodies: Vec<Body>) -> Result<Vec<Result<VerifiedEntry, AppendError>>, NodeError> {
+        let (reply, rx) = oneshot::channel();
+        self.cmds.send(Command::Append { bodies, reply }).await.map_err(|_| NodeError::Stopped)?;
+        rx.await.map_err(|_| NodeError::Stopped)?
+    }
+
+    pub async fn status(&self) -> Result<Status, NodeError> {
+        let (reply, rx) = oneshot::channel();
+        self.cmds.send(Command::Status { reply }).await.map_err(|_| NodeError::Stopped)?;
+        rx.await.map_err(|_| NodeError::Stopped)
+    }
+
+    /// Blocks or unblocks the link to a peer (drill faults, tests).
+    pub async fn set_blocked(&self, peer: NodeName, blocked: bool) -> Result<(), NodeError> {
+        self.cmds.send(Command::SetBlocked { peer, blocked }).await.map_err(|_| NodeError::Stopped)
+    }
+}
+
+/// A running node: its handle, and the task to await after signalling shutdown.
+pub struct Running {
+    pub handle: NodeHandle,
+    pub quic_addr: std::net::SocketAddr,
+    shutdown: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Running {
+    /// Stops the node: the current batch finishes, connections close, the task ends.
+    pub async fn stop(self) {
+        let _ = self.shutdown.send(true);
+        let _ = self.task.await;
+    }
+}
+
+struct StoreView<'a>(&'a Store);
+
+impl LogView for StoreView<'_> {
+    fn range(&self, origin: &NodeName, from_seq: u64, limit: usize) -> Vec<VerifiedEntry> {
+        self.0.range(origin, from_seq, limit).unwrap_or_else(|e| {
+            tracing::error!(error = %e, "store read failed while serving a peer");
+            Vec::new()
+        })
+    }
+}
+
+/// Opens the store, starts the transport and the actor.
+pub async fn start(cfg: Config) -> Result<Running, NodeError> {
+    let key = pki::load_node_key(&cfg.signing_key)?;
+    if cfg.roster.key(&cfg.node) != Some(&key.verifying_key()) {
+        return Err(NodeError::NotReady(format!(
+            "the signing key {} is not the key the roster lists for {}: fix the roster or the key path",
+            cfg.signing_key.display(),
+            cfg.node
+        )));
+    }
+    let store = Arc::new(Store::open(&cfg.data_dir, &StoreOptions::default())?);
+    let mut sync =
+        Sync::new(cfg.node.clone(), cfg.roster.names().cloned(), store.heads(), store.quarantined(), cfg.sync.clone());
+    sync.want_bodies(store.stubs_for(&cfg.node)?);
+    let net_cfg = NetConfig {
+        me: cfg.node.clone(),
+        listen: cfg.quic_listen,
+        roster: cfg.roster.clone(),
+        ca_cert: cfg.ca_cert.clone(),
+        cert: cfg.tls_cert.clone(),
+        key: cfg.tls_key.clone(),
+        blocked: cfg.blocked_peers.clone(),
+    };
+    let (net, events) = Net::start(net_cfg)?;
+    let quic_addr = net.local_addr().map_err(|source| StoreError::Io { path: "quic socket".into(), source })?;
+    let (cmd_tx, cmd_rx) = mpsc::channel(COMMANDS_QUEUE_MAX);
+    let (shutdown, shutdown_rx) = watch::channel(false);
+    let alone = cfg.roster.len() == 1;
+    let actor = Actor {
+        started_ms: crate::now_ms(),
+        ready: alone,
+        cfg,
+        key,
+        store: store.clone(),
+        sync,
+        net,
+        pending: VecDeque::new(),
+        counters: Counters::default(),
+        connected: BTreeSet::new(),
+    };
+    let name = actor.cfg.node.clone();
+    let task = tokio::spawn(actor.run(events, cmd_rx, shutdown_rx));
+    Ok(Running { handle: NodeHandle { cmds: cmd_tx, name, store }, quic_addr, shutdown, task })
+}
+
+struct Actor {
+    cfg: Config,
+    key: SigningKey,
+    store: Arc<Store>,
+    sync: Sync,
+    net: Net,
+    started_ms: u64,
+    /// Appends are accepted (own head confirmed or waited out).
+    ready: bool,
+    pending: VecDeque<(Vec<Body>, AppendReply)>,
+    counters: Counters,
+    connected: BTreeSet<NodeName>,
+}
+
+impl Actor {
+    async fn run(
+        mut self,
+        mut events: mpsc::Receiver<NetEvent>,
+        mut cmds: mpsc::Receiver<Command>,
+        mut shutdown: watch::Receiver<bool>,
+    ) {
+        let mut tick = tokio::time::interval(Duration::from_millis(TICK_MS));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        tracing::info!(node = %self.cfg.node, quic = %self.cfg.quic_listen, "node started");
+        loop {
+            tokio::select! {
+                biased;
+                _ = shutdown.changed() => break,
+                Some(ev) = events.recv() => self.on_net(ev),
+                Some(cmd) = cmds.recv() => self.on_command(cmd, &mut cmds).await,
+                _ = tick.tick() => self.sync.handle_timeout(crate::now_ms()),
+            }
+            self.drive().await;
+            self.check_ready().await;
+        }
+        tracing::info!(node = %self.cfg.node, "node shutting down");
+        for (_, reply) in self.pending.drain(..) {
+            let _ = reply.send(Err(NodeError::Stopped));
+        }
+        self.net.shutdown().await;
+    }
+
+    fn on_net(&mut self, ev: NetEvent) {
+        let now = crate::now_ms();
+        match ev {
+            NetEvent::Connected(p) => {
+                self.connected.insert(p.clone());
+                self.sync.peer_connected(now, &p);
+            }
+            NetEvent::Disconnected(p, _) => {
+                self.connected.remove(&p);
+                self.sync.peer_disconnected(now, &p);
+            }
+            NetEvent::Message(p, m) => {
+                let view = StoreView(&self.store);
+                self.sync.handle_message(now, &p, m, &view);
+            }
+        }
+    }
+
+    async fn on_command(&mut self, cmd: Command, cmds: &mut mpsc::Receiver<Command>) {
+        match cmd {
+            Command::Append { bodies, reply } => {
+                if self.pending.len() >= PENDING_APPENDS_MAX {
+                    let _ = reply
+                        .send(Err(NodeError::NotReady("too many appends waiting for start-up: retry shortly".into())));
+                    return;
+                }
+                self.pending.push_back((bodies, reply));
+                // Group commit: take every append already queued into the same batch.
+                while let Ok(Command::Append { bodies, reply }) =
+                    cmds.try_recv().map_err(|_| ()).and_then(|c| match c {
+                        a @ Command::Append { .. } => Ok(a),
+                        other => {
+                            self.other_command(other);
+                            Err(())
+                        }
+                    })
+                {
+                    if self.pending.len() >= PENDING_APPENDS_MAX {
+                        let _ = reply.send(Err(NodeError::NotReady("append queue full: retry shortly".into())));
+                        break;
+                    }
+                    self.pending.push_back((bodies, reply));
+                }
+                if self.ready {
+                    self.flush_appends().await;
+                }
+            }
+            other => self.other_command(other),
+        }
+    }
+
+    fn other_command(&mut self, cmd: Command) {
+        match cmd {
+            Command::Append { .. } => unreachable!("appends are handled in on_command"),
+            Command::Status { reply } => {
+                let _ = reply.send(Status {
+                    node: self.cfg.node.clone(),
+                    heads: self.store.heads(),
+                    connected: self.connected.clone(),
+                    quarantined: self.store.quarantined(),
+                    ready: self.ready,
+                    counters: self.counters.clone(),
+                });
+            }
+            Command::SetBlocked { peer, blocked } => self.net.set_blocked(&peer, blocked),
+        }
+    }
+
+    /// Writes every pending append in one group commit and answers each request.
+    async fn flush_appends(&mut self) {
+        if self.pending.is_empty() {
+            return;
+        }
+        let mut requests: Vec<(usize, AppendReply)> = Vec::new();
+        let mut bodies = Vec::new();
+        while let Some((b, reply)) = self.pending.pop_front() {
+            if !bodies.is_empty() && bodies.len() + b.len() > crate::store::BATCH_ENTRIES_MAX {
+                self.pending.push_front((b, reply));
+                break;
+            }
+            requests.push((b.len(), reply));
+            bodies.extend(b);
+        }
+        let store = self.store.clone();
+        let key = self.key.clone();
+        let me = self.cfg.node.clone();
+        let result = tokio::task::spawn_blocking(move || store.append_local(&key, &me, bodies, crate::now_ms()))
+            .await
+            .expect("append task does not panic");
+        match result {
+            Ok(results) => {
+                let stored: Vec<VerifiedEntry> = results.iter().filter_map(|r| r.as_ref().ok().cloned()).collect();
+                self.counters.appended += stored.len() as u64;
+                self.sync.stored(crate::now_ms(), None, &stored);
+                let mut it = results.into_iter();
+                for (n, reply) in requests {
+                    let _ = reply.send(Ok(it.by_ref().take(n).collect()));
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "append failed");
+                let msg = e.to_string();
+                for (_, reply) in requests {
+                    let _ = reply.send(Err(NodeError::NotReady(format!("append failed: {msg}"))));
+                }
+            }
+        }
+        if !self.pending.is_empty() {
+            Box::pin(self.flush_appends()).await;
+        }
+    }
+
+    /// Carries out the state machine's actions.
+    async fn drive(&mut self) {
+        while let Some(a) = self.sync.poll_action() {
+            match a {
+                Action::Send { to, msg } => self.net.send(&to, msg),
+                Action::Disconnect { peer, reason } => {
+                    tracing::warn!(%peer, %reason, "disconnecting peer for a protocol violation");
+                    self.net.disconnect(&peer, close_code::PROTOCOL, &reason);
+                }
+                Action::Ingest { from, reply_to, entries } => self.ingest(from, reply_to, entries).await,
+            }
+        }
+    }
+
+    async fn ingest(&mut self, from: NodeName, reply_to: Option<u64>, entries: Vec<crate::log::SignedEntry>) {
+        let store = self.store.clone();
+        let roster = self.cfg.roster.clone();
+        let peer = from.clone();
+        let result = tokio::task::spawn_blocking(move || {
+            let mut authentic = Vec::with_capacity(entries.len());
+            let mut rejected = 0u64;
+            for r in log::authenticate_batch(&roster, entries) {
+                match r {
+                    Ok(a) => authentic.push(a),
+                    Err(e) => {
+                        rejected += 1;
+                        tracing::warn!(%peer, error = %e, "rejected an entry from a peer");
+                    }
+                }
+            }
+            let origins: Vec<NodeName> = authentic.iter().map(|a| a.header().origin.clone()).collect();
+            store.ingest(authentic).map(|o| (o, origins, rejected))
+        })
+        .await
+        .expect("ingest task does not panic");
+        let now = crate::now_ms();
+        match result {
+            Ok((outcomes, origins, rejected)) => {
+                self.counters.rejected += rejected;
+                let mut stored = Vec::new();
+                let mut forked = Vec::new();
+                for (o, origin) in outcomes.into_iter().zip(origins) {
+                    match o {
+                        IngestOutcome::Stored(v) | IngestOutcome::Upgraded(v) => stored.push(v),
+                        IngestOutcome::Duplicate => self.counters.duplicates += 1,
+                        IngestOutcome::Gap { .. } => self.counters.gaps += 1,
+                        IngestOutcome::Forked => {
+                            self.counters.forks += 1;
+                            forked.push(origin);
+                        }
+                        IngestOutcome::Quarantined | IngestOutcome::BadGenesis => self.counters.rejected += 1,
+                    }
+                }
+                self.counters.stored_from_peers += stored.len() as u64;
+                self.sync.ingested(now, &from, reply_to, &stored, &forked);
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "storing entries from {from} failed");
+                self.sync.ingested(now, &from, reply_to, &[], &[]);
+            }
+        }
+    }
+
+    /// The start-up check: appends wait until a peer has reported our own head and we hold at
+    /// least that much of our own log (or the wait ran out, per `startup.on_no_peers`).
+    async fn check_ready(&mut self) {
+        if self.ready {
+            return;
+        }
+        let me = &self.cfg.node;
+        let ours = self.store.head(me).map_or(0, |t| t.seq);
+        let confirmed = self
+            .connected
+            .iter()
+            .any(|p| self.sync.peer_heads(p).is_some_and(|h| h.get(me).map_or(0, |t| t.seq) <= ours));
+        let waited = crate::now_ms().saturating_sub(self.started_ms) >= self.cfg.own_head_wait_ms;
+        if confirmed {
+            tracing::info!(node = %me, head = ours, "own log head confirmed by a peer: accepting appends");
+            self.ready = true;
+        } else if waited && self.cfg.on_no_peers == OnNoPeers::Proceed {
+            tracing::warn!(node = %me, head = ours, "no peer confirmed our own head in time: appending from the local head");
+            self.ready = true;
+        } else if waited {
+            for (_, reply) in self.pending.drain(..) {
+                let _ = reply.send(Err(NodeError::NotReady(
+                    "no peer has confirmed this node's own log head yet (startup.on_no_peers = \"refuse\"): check connectivity".into(),
+                )));
+            }
+        }
+        if self.ready {
+            self.flush_appends().await;
+            self.drive().await;
+        }
+    }
+}
