@@ -29,6 +29,16 @@ pub enum Command {
     /// Manage the federation certificate authority.
     #[command(subcommand)]
     Ca(CaCommand),
+    /// The main job: a three-node federation (EE, LV, LT) on loopback with generated dev
+    /// certificates, exchanging indicators over QUIC, healing a cut link, verifying every store.
+    Demo {
+        /// Where to generate the federation (default: a new temporary directory).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        /// First UDP port (three consecutive ports are used).
+        #[arg(long, default_value_t = 7401)]
+        base_port: u16,
+    },
     /// Run a node: open the store, connect to every roster peer, replicate until SIGINT/SIGTERM.
     Run {
         /// The node's TOML config (see deploy/ and `ctix dev-federation`).
@@ -129,6 +139,7 @@ pub fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Run { config } => run_node(&config),
+        Command::Demo { dir, base_port } => crate::demo::run(dir.as_deref(), base_port),
         Command::DevFederation { dir, nodes, base_port } => {
             let names = nodes.iter().map(|n| NodeName::new(n.trim())).collect::<Result<Vec<_>, _>>()?;
             let fed = crate::devfed::generate(&dir, &names, base_port).map_err(anyhow::Error::msg)?;

@@ -6,6 +6,7 @@
 pub mod cli;
 pub mod config;
 pub mod crypto;
+pub mod demo;
 pub mod devfed;
 pub mod log;
 pub mod model;
