@@ -196,7 +196,11 @@ async fn shutdown_signal() {
 /// switches to JSON lines.
 pub fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
-    let b = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    use std::io::IsTerminal;
+    let b = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal());
     let _ =
         if std::env::var("CTIX_LOG_FORMAT").is_ok_and(|v| v == "json") { b.json().try_init() } else { b.try_init() };
 }
