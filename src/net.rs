@@ -48,6 +48,8 @@ pub const CONNECT_TIMEOUT_MS: u64 = 5_000;
 /// Reconnect back-off: first delay and cap (doubles per failed attempt).
 pub const RECONNECT_BASE_MS: u64 = 200;
 pub const RECONNECT_MAX_MS: u64 = 10_000;
+/// Longest a shutdown waits for connections to close and transport tasks to end.
+pub const SHUTDOWN_WAIT_MS: u64 = 3_000;
 
 /// Application close codes (QUIC `CONNECTION_CLOSE` error codes).
 pub mod close_code {
@@ -114,6 +116,8 @@ struct Shared {
     events: mpsc::Sender<NetEvent>,
     peers: Mutex<HashMap<NodeName, PeerConn>>,
     blocked: Mutex<BTreeSet<NodeName>>,
+    /// Set once at shutdown; wakes the dial loops from their back-off sleeps.
+    shutdown: tokio::sync::watch::Sender<bool>,
 }
 
 /// A handle on the running transport.
@@ -138,6 +142,7 @@ impl Net {
             events: tx,
             peers: Mutex::new(HashMap::new()),
             blocked: Mutex::new(cfg.blocked.clone()),
+            shutdown: tokio::sync::watch::channel(false).0,
         });
         let net = Net { endpoint, shared };
         tokio::spawn(net.clone().accept_loop());
@@ -182,10 +187,19 @@ impl Net {
         }
     }
 
-    /// Closes every connection and the endpoint, waiting briefly for close frames to go out.
+    /// Closes every connection and the endpoint, then waits (bounded by `SHUTDOWN_WAIT_MS`) for
+    /// close frames to go out and for every transport task to end, so the UDP port is free when
+    /// this returns.
     pub async fn shutdown(&self) {
+        let _ = self.shared.shutdown.send(true);
         self.endpoint.close(VarInt::from_u32(close_code::SHUTDOWN), b"node shutting down");
-        let _ = tokio::time::timeout(Duration::from_secs(2), self.endpoint.wait_idle()).await;
+        let deadline = tokio::time::Instant::now() + Duration::from_millis(SHUTDOWN_WAIT_MS);
+        let _ = tokio::time::timeout_at(deadline, self.endpoint.wait_idle()).await;
+        lock(&self.shared.peers).clear();
+        // Every task holds a clone of `shared`; when only ours is left, they have all ended.
+        while Arc::strong_count(&self.shared) > 1 && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
     }
 
     async fn accept_loop(self) {
@@ -222,7 +236,7 @@ impl Net {
                 return;
             }
             if lock(&self.shared.blocked).contains(&peer) {
-                tokio::time::sleep(Duration::from_millis(RECONNECT_BASE_MS)).await;
+                self.pause(RECONNECT_BASE_MS).await;
                 continue;
             }
             match self.dial(&peer, &addr).await {
@@ -238,12 +252,21 @@ impl Net {
             if self.is_closing() {
                 return;
             }
-            tokio::time::sleep(Duration::from_millis(backoff)).await;
+            self.pause(backoff).await;
         }
     }
 
     fn is_closing(&self) -> bool {
-        self.shared.events.is_closed()
+        *self.shared.shutdown.borrow() || self.shared.events.is_closed()
+    }
+
+    /// Sleeps for `ms`, or less if the transport shuts down meanwhile.
+    async fn pause(&self, ms: u64) {
+        let mut rx = self.shared.shutdown.subscribe();
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_millis(ms)) => {}
+            _ = rx.wait_for(|s| *s) => {}
+        }
     }
 
     async fn dial(&self, peer: &NodeName, addr: &str) -> Result<Connection, String> {

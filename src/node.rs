@@ -114,10 +114,15 @@ pub struct Running {
 }
 
 impl Running {
-    /// Stops the node: the current batch finishes, connections close, the task ends.
+    /// Stops the node: the current batch finishes, connections close, the task ends, and the
+    /// QUIC port is free again (quinn releases the socket asynchronously; bounded wait).
     pub async fn stop(self) {
         let _ = self.shutdown.send(true);
         let _ = self.task.await;
+        let deadline = std::time::Instant::now() + Duration::from_millis(crate::net::SHUTDOWN_WAIT_MS);
+        while std::net::UdpSocket::bind(self.quic_addr).is_err() && std::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
     }
 }
 

@@ -15,10 +15,13 @@ use ctix::wire::{self, Message};
 use crate::support::name;
 
 /// Finds `n` consecutive free UDP ports on loopback (and the API ports above them).
+/// Tests in this process run concurrently: each call takes a fresh block of ports.
 fn free_base_port(n: u16) -> u16 {
-    let seed = std::process::id() as u16;
-    for attempt in 0..500u16 {
-        let base = 20_000 + (seed.wrapping_mul(7).wrapping_add(attempt * 41)) % 30_000;
+    static NEXT: std::sync::atomic::AtomicU16 = std::sync::atomic::AtomicU16::new(0);
+    let seed = (std::process::id() % 2_000) as u16 * 10;
+    for _ in 0..500u16 {
+        let block = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let base = 20_000 + (seed + block * 10) % 30_000;
         let ok = (0..n).all(|i| std::net::UdpSocket::bind(("127.0.0.1", base + i)).is_ok());
         if ok {
             return base;
@@ -46,8 +49,20 @@ fn config(fed: &Fed, node: &str) -> Config {
     c
 }
 
+/// Starts a node. A node restarted in the same process may find its UDP port still held for a
+/// moment by the old endpoint's driver (quinn releases it asynchronously), so bind errors are
+/// retried for a few seconds.
 async fn start(fed: &Fed, node: &str) -> Running {
-    node::start(config(fed, node)).await.unwrap()
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        match node::start(config(fed, node)).await {
+            Ok(r) => return r,
+            Err(node::NodeError::Net(net::NetError::Bind { .. })) if Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(e) => panic!("starting {node}: {e}"),
+        }
+    }
 }
 
 fn ind(v: &str) -> Body {
@@ -254,6 +269,29 @@ async fn bad_peer_input_is_refused_and_honest_entries_flow() {
     append(&lv, vec![ind("203.0.113.77")]).await;
     wait_for(&lt, "lv", 1, 20).await;
     for n in [ee, lv, lt] {
+        n.stop().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn node_that_lost_its_disk_recovers_its_own_log_instead_of_forking() {
+    let fed = dev_federation(&["ee", "lv"]);
+    let ee = start(&fed, "ee").await;
+    let lv = start(&fed, "lv").await;
+    let before = append(&ee, (1..=10).map(|i| ind(&format!("203.0.113.{i}"))).collect()).await;
+    wait_for(&lv, "ee", 10, 20).await;
+    let data_dir = config(&fed, "ee").data_dir;
+    ee.stop().await;
+    std::fs::remove_dir_all(&data_dir).unwrap(); // the disk is lost
+    let ee = start(&fed, "ee").await;
+    // The first append waits for the own-head check, which pulls ee:1..10 back from lv.
+    let after = append(&ee, vec![ind("203.0.113.99")]).await;
+    assert_eq!(after[0].header().seq, 11, "ee continued its log instead of restarting at 1");
+    assert_eq!(after[0].header().prev_hash, before[9].hash());
+    wait_for(&lv, "ee", 11, 20).await;
+    assert!(lv.handle.store.quarantined().is_empty(), "lv saw no fork");
+    assert!(lv.handle.store.forks().unwrap().is_empty());
+    for n in [ee, lv] {
         n.stop().await;
     }
 }
