@@ -76,12 +76,40 @@ pub struct ApiSection {
     /// TCP address of the local REST API. Default: `127.0.0.1:7480` (loopback only).
     #[serde(default = "default_api_listen")]
     pub listen: SocketAddr,
+    /// Bearer tokens. Default: none, which leaves every endpoint but `/healthz` closed.
+    #[serde(default)]
+    pub tokens: Vec<ApiToken>,
 }
 
 impl Default for ApiSection {
     fn default() -> Self {
-        ApiSection { listen: default_api_listen() }
+        ApiSection { listen: default_api_listen(), tokens: Vec::new() }
     }
+}
+
+/// Shortest token accepted: 128 bits of base-16 randomness.
+pub const API_TOKEN_CHARS_MIN: usize = 32;
+
+/// One API bearer token.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiToken {
+    /// Who holds it, for logs (e.g. `soc`, `constituents`).
+    pub name: String,
+    pub role: Role,
+    /// The secret, at least 32 characters. Keep the config file mode 0600.
+    pub token: String,
+}
+
+/// What a token may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// The CERT's own analysts and tools: submit, retract, report sightings, read everything this
+    /// node may read (including TLP:AMBER+STRICT).
+    Rw,
+    /// Read-only, e.g. constituents' tools: reads, never TLP:AMBER+STRICT.
+    Ro,
 }
 
 fn default_api_listen() -> SocketAddr {
@@ -144,6 +172,7 @@ pub struct Config {
     pub quic_listen: SocketAddr,
     pub blocked_peers: BTreeSet<NodeName>,
     pub api_listen: SocketAddr,
+    pub api_tokens: Vec<ApiToken>,
     pub own_head_wait_ms: u64,
     pub on_no_peers: OnNoPeers,
     pub drill_allow_faults: bool,
@@ -181,6 +210,11 @@ impl Config {
             }
             blocked.insert(n);
         }
+        for t in &file.api.tokens {
+            if t.token.chars().count() < API_TOKEN_CHARS_MIN {
+                return Err(format!("api.tokens {:?}: token is shorter than {API_TOKEN_CHARS_MIN} characters", t.name));
+            }
+        }
         Ok(Config {
             node,
             data_dir: at(&file.data_dir),
@@ -193,6 +227,7 @@ impl Config {
             quic_listen: file.net.listen,
             blocked_peers: blocked,
             api_listen: file.api.listen,
+            api_tokens: file.api.tokens,
             own_head_wait_ms: file.startup.own_head_wait_ms,
             on_no_peers: file.startup.on_no_peers,
             drill_allow_faults: file.drill.allow_faults,

@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::config::{ApiSection, ConfigFile, DrillSection, KeysSection, NetSection, StartupSection};
+use crate::config::{ApiSection, ApiToken, ConfigFile, DrillSection, KeysSection, NetSection, Role, StartupSection};
 use crate::model::NodeName;
 use crate::pki;
 use crate::roster::{Member, Roster};
@@ -52,6 +52,7 @@ pub fn generate(dir: &Path, nodes: &[NodeName], base_port: u16) -> Result<DevFed
         let public_key = pki::generate_node_key(&key_path).map_err(|e| e.to_string())?;
         let tls = node_dir.join("tls");
         pki::ca_issue(&ca_dir, name.as_str(), &tls, 825).map_err(|e| e.to_string())?;
+        let (token_rw, token_ro) = (random_token()?, random_token()?);
         let quic_port = base_port + i as u16;
         let api_port = base_port + API_PORT_OFFSET + i as u16;
         members.push(Member { name: name.clone(), public_key, quic_addr: format!("127.0.0.1:{quic_port}") });
@@ -66,7 +67,13 @@ pub fn generate(dir: &Path, nodes: &[NodeName], base_port: u16) -> Result<DevFed
                 roster: PathBuf::from("../roster.toml"),
             },
             net: NetSection { listen: format!("127.0.0.1:{quic_port}").parse().expect("valid"), blocked_peers: vec![] },
-            api: ApiSection { listen: format!("127.0.0.1:{api_port}").parse().expect("valid") },
+            api: ApiSection {
+                listen: format!("127.0.0.1:{api_port}").parse().expect("valid"),
+                tokens: vec![
+                    ApiToken { name: "analysts".into(), role: Role::Rw, token: token_rw.clone() },
+                    ApiToken { name: "constituents".into(), role: Role::Ro, token: token_ro.clone() },
+                ],
+            },
             startup: StartupSection::default(),
             drill: DrillSection { allow_faults: true },
         };
@@ -75,7 +82,15 @@ pub fn generate(dir: &Path, nodes: &[NodeName], base_port: u16) -> Result<DevFed
             toml::to_string(&file).map_err(|e| e.to_string())?
         );
         let path = node_dir.join("ctix.toml");
-        std::fs::write(&path, text).map_err(|e| format!("writing {}: {e}", path.display()))?;
+        pki::write_secret_file(&path, text.as_bytes()).map_err(|e| e.to_string())?;
+        let creds = serde_json::json!({
+            "node": name.as_str(),
+            "api": format!("http://127.0.0.1:{api_port}"),
+            "token_rw": token_rw,
+            "token_ro": token_ro,
+        });
+        let creds_path = node_dir.join("credentials.json");
+        pki::write_secret_file(&creds_path, format!("{creds:#}\n").as_bytes()).map_err(|e| e.to_string())?;
         configs.push((name.clone(), path));
     }
     let roster = Roster::new(members)?;
@@ -86,4 +101,11 @@ pub fn generate(dir: &Path, nodes: &[NodeName], base_port: u16) -> Result<DevFed
     );
     std::fs::write(&roster_path, text).map_err(|e| format!("writing {}: {e}", roster_path.display()))?;
     Ok(DevFederation { dir: dir.to_owned(), roster: roster_path, nodes: configs })
+}
+
+/// 32 random bytes as 64 hex characters.
+fn random_token() -> Result<String, String> {
+    let mut b = [0u8; 32];
+    getrandom::fill(&mut b).map_err(|e| format!("no randomness for API tokens: {e}"))?;
+    Ok(hex::encode(b))
 }

@@ -3,6 +3,7 @@
 //! Nodes exchange ed25519-signed indicators over QUIC with mutual TLS, keep them in sled and
 //! relay each other's entries. See `ARCHITECTURE.md` for the map of this crate.
 
+pub mod api;
 pub mod cli;
 pub mod config;
 pub mod crypto;
@@ -17,6 +18,7 @@ pub mod roster;
 pub mod sim;
 pub mod store;
 pub mod sync;
+pub mod view;
 pub mod wire;
 
 /// Milliseconds since the Unix epoch, read from the system clock. Only the IO shells call this;

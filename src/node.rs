@@ -38,6 +38,9 @@ pub enum NodeError {
     /// The transport could not start.
     #[error(transparent)]
     Net(#[from] crate::net::NetError),
+    /// The API's TCP port could not be bound.
+    #[error("cannot listen for the API on {addr}: {source} (is another node using that port?)")]
+    ApiBind { addr: std::net::SocketAddr, source: std::io::Error },
     /// The node is not accepting appends yet.
     #[error("{0}")]
     NotReady(String),
@@ -46,11 +49,23 @@ pub enum NodeError {
     Stopped,
 }
 
+/// What this node knows of one roster peer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PeerStatus {
+    pub name: NodeName,
+    pub connected: bool,
+    /// When the last message from it arrived (ms since the epoch), if ever since start.
+    pub last_seen_ms: Option<u64>,
+    /// Entries we hold that it has not announced holding (summed over origins), if known.
+    pub lag_entries: Option<u64>,
+}
+
 /// A snapshot of the node's state.
 #[derive(Debug, Clone)]
 pub struct Status {
     pub node: NodeName,
     pub heads: BTreeMap<NodeName, ChainTip>,
+    pub peers: Vec<PeerStatus>,
     pub connected: BTreeSet<NodeName>,
     pub quarantined: BTreeSet<NodeName>,
     /// Whether appends are accepted (the own-head check at start-up passed).
@@ -109,8 +124,11 @@ impl NodeHandle {
 pub struct Running {
     pub handle: NodeHandle,
     pub quic_addr: std::net::SocketAddr,
+    /// The bound address of the REST API.
+    pub api_addr: std::net::SocketAddr,
     shutdown: watch::Sender<bool>,
     task: tokio::task::JoinHandle<()>,
+    api_task: tokio::task::JoinHandle<()>,
 }
 
 impl Running {
@@ -118,6 +136,7 @@ impl Running {
     /// QUIC port is free again (quinn releases the socket asynchronously; bounded wait).
     pub async fn stop(self) {
         let _ = self.shutdown.send(true);
+        let _ = self.api_task.await;
         let _ = self.task.await;
         let deadline = std::time::Instant::now() + Duration::from_millis(crate::net::SHUTDOWN_WAIT_MS);
         while std::net::UdpSocket::bind(self.quic_addr).is_err() && std::time::Instant::now() < deadline {
@@ -160,6 +179,10 @@ pub async fn start(cfg: Config) -> Result<Running, NodeError> {
         key: cfg.tls_key.clone(),
         blocked: cfg.blocked_peers.clone(),
     };
+    let api_listener = tokio::net::TcpListener::bind(cfg.api_listen)
+        .await
+        .map_err(|source| NodeError::ApiBind { addr: cfg.api_listen, source })?;
+    let api_addr = api_listener.local_addr().map_err(|source| NodeError::ApiBind { addr: cfg.api_listen, source })?;
     let (net, events) = Net::start(net_cfg)?;
     let quic_addr = net.local_addr().map_err(|source| StoreError::Io { path: "quic socket".into(), source })?;
     let (cmd_tx, cmd_rx) = mpsc::channel(COMMANDS_QUEUE_MAX);
@@ -176,10 +199,15 @@ pub async fn start(cfg: Config) -> Result<Running, NodeError> {
         pending: VecDeque::new(),
         counters: Counters::default(),
         connected: BTreeSet::new(),
+        last_seen: BTreeMap::new(),
     };
     let name = actor.cfg.node.clone();
-    let task = tokio::spawn(actor.run(events, cmd_rx, shutdown_rx));
-    Ok(Running { handle: NodeHandle { cmds: cmd_tx, name, store }, quic_addr, shutdown, task })
+    let tokens = actor.cfg.api_tokens.clone();
+    let task = tokio::spawn(actor.run(events, cmd_rx, shutdown_rx.clone()));
+    let handle = NodeHandle { cmds: cmd_tx, name, store };
+    let api_state = crate::api::ApiState { node: handle.clone(), tokens };
+    let api_task = tokio::spawn(crate::api::serve(api_listener, api_state, shutdown_rx));
+    Ok(Running { handle, quic_addr, api_addr, shutdown, task, api_task })
 }
 
 struct Actor {
@@ -194,6 +222,7 @@ struct Actor {
     pending: VecDeque<(Vec<Body>, AppendReply)>,
     counters: Counters,
     connected: BTreeSet<NodeName>,
+    last_seen: BTreeMap<NodeName, u64>,
 }
 
 impl Actor {
@@ -236,6 +265,7 @@ impl Actor {
                 self.sync.peer_disconnected(now, &p);
             }
             NetEvent::Message(p, m) => {
+                self.last_seen.insert(p.clone(), now);
                 let view = StoreView(&self.store);
                 self.sync.handle_message(now, &p, m, &view);
             }
@@ -279,9 +309,25 @@ impl Actor {
         match cmd {
             Command::Append { .. } => unreachable!("appends are handled in on_command"),
             Command::Status { reply } => {
+                let heads = self.store.heads();
+                let peers = self
+                    .cfg
+                    .roster
+                    .names()
+                    .filter(|n| **n != self.cfg.node)
+                    .map(|n| PeerStatus {
+                        name: n.clone(),
+                        connected: self.connected.contains(n),
+                        last_seen_ms: self.last_seen.get(n).copied(),
+                        lag_entries: self.sync.peer_heads(n).map(|theirs| {
+                            heads.iter().map(|(o, t)| t.seq.saturating_sub(theirs.get(o).map_or(0, |x| x.seq))).sum()
+                        }),
+                    })
+                    .collect();
                 let _ = reply.send(Status {
                     node: self.cfg.node.clone(),
-                    heads: self.store.heads(),
+                    heads,
+                    peers,
                     connected: self.connected.clone(),
                     quarantined: self.store.quarantined(),
                     ready: self.ready,

@@ -12,6 +12,9 @@
 //! - `R name target_seq` → seq of the retraction that revoked `name:target_seq`
 //! - `S name seq sighter_name sighter_seq` → sighting count (u32)
 //! - `F name seq hash` → encoded entry: fork evidence, never overwritten
+//! - `A arrival` → `name seq`: every entry in the order this node stored it (stable query and
+//!   export cursors); `N name seq` → arrival, its reverse
+//! - `K name kind` → u64: number of entries per origin and kind
 //! - `W name seq` → empty: redacted stubs of audience-restricted entries (bodies someone may want)
 //! - `Q name` → seq at which the origin was found forked (quarantine marker)
 //! - `Mformat` → store format version (u32)
@@ -24,7 +27,7 @@ use std::sync::{Mutex, MutexGuard};
 use ed25519_dalek::SigningKey;
 
 use crate::log::{self, AuthenticEntry, ChainError, ChainTip, SignedEntry, VerifiedEntry, VerifyError};
-use crate::model::{Audience, Body, EntryId, EntryKind, Hash, ModelError, NodeName};
+use crate::model::{Audience, Body, EntryId, EntryKind, Hash, IndicatorType, ModelError, NodeName, Tlp};
 use crate::roster::Roster;
 
 /// Name of the tree holding logs and indexes. The suffix is the store format version.
@@ -136,9 +139,63 @@ pub struct IndicatorState {
     pub sightings: Vec<(EntryId, u32)>,
 }
 
+/// Most results in one query page.
+pub const QUERY_LIMIT_MAX: usize = 1000;
+/// Most arrival rows one query page examines; a page may end early (with a cursor) so that a
+/// filter matching little cannot make one request scan the whole store.
+pub const QUERY_SCAN_MAX: usize = 100_000;
+
+/// Filters for `Store::query`; each `None` matches everything. Only indicators whose body this
+/// node holds are ever returned (never redacted stubs).
+#[derive(Debug, Clone, Default)]
+pub struct Query {
+    pub itype: Option<IndicatorType>,
+    /// A normalised value (normalise with the type first).
+    pub value: Option<String>,
+    pub origin: Option<NodeName>,
+    /// Lower-case tag.
+    pub tag: Option<String>,
+    pub tlp: Option<Tlp>,
+    /// Range of the entries' `created_ms`, inclusive.
+    pub created_from_ms: Option<u64>,
+    pub created_to_ms: Option<u64>,
+    /// `Some(false)`: only live indicators; `Some(true)`: only retracted ones.
+    pub retracted: Option<bool>,
+    /// Leave out TLP:AMBER+STRICT (for tokens of constituents, who may not receive it).
+    pub hide_amber_strict: bool,
+    /// Cursor: return only entries that arrived after this arrival number (0 = from the start).
+    pub after: u64,
+    /// Page size, capped at `QUERY_LIMIT_MAX`.
+    pub limit: usize,
+}
+
+/// One page of query results.
+#[derive(Debug, Clone)]
+pub struct QueryPage {
+    /// Each result with its arrival number (the cursor to continue after it).
+    pub items: Vec<(u64, IndicatorState)>,
+    /// Pass as `after` for the next page; `None` when the scan reached the end.
+    pub next: Option<u64>,
+}
+
 struct State {
     heads: BTreeMap<NodeName, ChainTip>,
     quarantined: BTreeSet<NodeName>,
+    /// Next arrival number to assign.
+    next_arrival: u64,
+    /// Entries per (origin, kind byte).
+    counts: BTreeMap<(NodeName, u8), u64>,
+}
+
+impl State {
+    fn pending(&self) -> Pending {
+        Pending { arrival: self.next_arrival, counts: self.counts.clone(), ..Pending::default() }
+    }
+
+    fn commit(&mut self, p: Pending) {
+        self.next_arrival = p.arrival;
+        self.counts = p.counts;
+    }
 }
 
 /// The node's durable store.
@@ -188,7 +245,12 @@ impl Store {
             dir: dir.to_owned(),
             data_file,
             durability: opts.durability,
-            state: Mutex::new(State { heads: BTreeMap::new(), quarantined: BTreeSet::new() }),
+            state: Mutex::new(State {
+                heads: BTreeMap::new(),
+                quarantined: BTreeSet::new(),
+                next_arrival: 1,
+                counts: BTreeMap::new(),
+            }),
         };
         store.commit()?;
         // Make the files' directory entries durable too.
@@ -197,7 +259,9 @@ impl Store {
         }
         let heads = store.scan_heads()?;
         let quarantined = store.scan_quarantined()?;
-        *store.lock() = State { heads, quarantined };
+        let next_arrival = store.scan_next_arrival()?;
+        let counts = store.scan_counts()?;
+        *store.lock() = State { heads, quarantined, next_arrival, counts };
         Ok(store)
     }
 
@@ -237,7 +301,7 @@ impl Store {
         }
         let mut tip = st.heads.get(origin).copied();
         let mut batch = sled::Batch::default();
-        let mut pending = Pending::default();
+        let mut pending = st.pending();
         let mut results = Vec::with_capacity(bodies.len());
         for body in bodies {
             if let Err(e) = self.check_own(origin, &body, &pending) {
@@ -245,7 +309,7 @@ impl Store {
                 continue;
             }
             let v = VerifiedEntry::sign_own(key, origin, tip.as_ref(), now_ms, body);
-            self.write_entry(&mut batch, &mut pending, &v)?;
+            self.write_entry(&mut batch, &mut pending, &v, false)?;
             tip = Some(v.tip());
             results.push(Ok(v));
         }
@@ -253,6 +317,7 @@ impl Store {
             self.log.apply_batch(batch).map_err(|e| self.sled_err(e))?;
             self.commit()?;
             st.heads.insert(origin.clone(), t);
+            st.commit(pending);
         }
         Ok(results)
     }
@@ -267,7 +332,7 @@ impl Store {
         let mut heads = st.heads.clone();
         let mut quarantined = st.quarantined.clone();
         let mut batch = sled::Batch::default();
-        let mut pending = Pending::default();
+        let mut pending = st.pending();
         let mut outcomes = Vec::with_capacity(entries.len());
         let mut dirty = false;
         for a in entries {
@@ -288,7 +353,7 @@ impl Store {
                 } else if held.body.is_none() && !a.is_stub() {
                     let held_hash = held.hash();
                     let v = a.confirm_held(&held_hash).expect("hashes compared equal above");
-                    self.write_entry(&mut batch, &mut pending, &v)?;
+                    self.write_entry(&mut batch, &mut pending, &v, true)?;
                     IngestOutcome::Upgraded(v)
                 } else {
                     IngestOutcome::Duplicate
@@ -299,7 +364,7 @@ impl Store {
             }
             let outcome = match a.link(head.as_ref()) {
                 Ok(v) => {
-                    self.write_entry(&mut batch, &mut pending, &v)?;
+                    self.write_entry(&mut batch, &mut pending, &v, false)?;
                     heads.insert(origin, v.tip());
                     IngestOutcome::Stored(v)
                 }
@@ -322,6 +387,7 @@ impl Store {
         }
         st.heads = heads;
         st.quarantined = quarantined;
+        st.commit(pending);
         Ok(outcomes)
     }
 
@@ -407,6 +473,87 @@ impl Store {
         Ok(out)
     }
 
+    /// Indicators matching `q`, in arrival order, one page at a time.
+    pub fn query(&self, q: &Query) -> Result<QueryPage, StoreError> {
+        let limit = q.limit.clamp(1, QUERY_LIMIT_MAX);
+        let mut items = Vec::new();
+        // A type and value pick the few candidates from the content index.
+        if let (Some(t), Some(v)) = (q.itype, &q.value) {
+            let mut cands = Vec::new();
+            for id in self.by_content(&crate::model::content_id(t, v))? {
+                if let Some(a) = self.arrival_of(&id)?
+                    && a > q.after
+                {
+                    cands.push((a, id));
+                }
+            }
+            cands.sort();
+            let more = cands.len() > limit;
+            for (a, id) in cands.into_iter().take(limit) {
+                if let Some(st) = self.matching(q, &id)? {
+                    items.push((a, st));
+                }
+            }
+            let next = if more { items.last().map(|(a, _)| *a) } else { None };
+            return Ok(QueryPage { items, next });
+        }
+        let mut last = q.after;
+        for (scanned, kv) in self.log.range(arrival_key(q.after.saturating_add(1))..arrival_key(u64::MAX)).enumerate() {
+            if scanned >= QUERY_SCAN_MAX || items.len() >= limit {
+                return Ok(QueryPage { items, next: Some(last) });
+            }
+            let (k, v) = kv.map_err(|e| self.sled_err(e))?;
+            last = k
+                .get(1..9)
+                .and_then(|b| b.try_into().ok())
+                .map(u64::from_be_bytes)
+                .ok_or_else(|| self.corrupt("arrival key".into()))?;
+            let (origin, seq, _) = split_name_seq(&v).ok_or_else(|| self.corrupt("arrival row".into()))?;
+            if let Some(st) = self.matching(q, &EntryId { origin, seq })? {
+                items.push((last, st));
+            }
+        }
+        Ok(QueryPage { items, next: None })
+    }
+
+    /// The arrival number of an entry held here.
+    pub fn arrival_of(&self, id: &EntryId) -> Result<Option<u64>, StoreError> {
+        let mut k = vec![b'N'];
+        put_name_seq(&mut k, &id.origin, id.seq);
+        Ok(self
+            .log
+            .get(k)
+            .map_err(|e| self.sled_err(e))?
+            .and_then(|v| v.as_ref().try_into().ok().map(u64::from_be_bytes)))
+    }
+
+    /// Entries held per origin and kind.
+    pub fn counts(&self) -> BTreeMap<(NodeName, EntryKind), u64> {
+        self.lock()
+            .counts
+            .iter()
+            .filter_map(|((o, k), n)| EntryKind::from_u8(*k).map(|k| ((o.clone(), k), *n)))
+            .collect()
+    }
+
+    fn matching(&self, q: &Query, id: &EntryId) -> Result<Option<IndicatorState>, StoreError> {
+        if q.origin.as_ref().is_some_and(|o| *o != id.origin) {
+            return Ok(None);
+        }
+        let Some(st) = self.indicator_state(id)? else { return Ok(None) };
+        let Some(Body::Indicator(ind)) = st.entry.body() else { return Ok(None) };
+        let created = st.entry.header().created_ms;
+        let ok = q.itype.is_none_or(|t| t == ind.itype)
+            && q.value.as_ref().is_none_or(|v| *v == ind.value)
+            && q.tag.as_ref().is_none_or(|t| ind.tags.contains(t))
+            && q.tlp.is_none_or(|t| t == ind.tlp)
+            && !(q.hide_amber_strict && ind.tlp == Tlp::AmberStrict)
+            && q.created_from_ms.is_none_or(|f| created >= f)
+            && q.created_to_ms.is_none_or(|t| created <= t)
+            && q.retracted.is_none_or(|r| r == st.retracted_by.is_some());
+        Ok(ok.then_some(st))
+    }
+
     /// All fork evidence held.
     pub fn forks(&self) -> Result<Vec<ForkEvidence>, StoreError> {
         let mut out = Vec::new();
@@ -481,7 +628,7 @@ impl Store {
                         "{target} is not an indicator of this node: only our own indicators can be retracted"
                     )));
                 }
-                let already = pending.retracted.contains(&r.target_seq)
+                let already = pending.retracted.contains(&(origin.clone(), r.target_seq))
                     || self.log.contains_key(retraction_key(origin, r.target_seq)).unwrap_or(false);
                 if already {
                     return Err(AppendError::Target(format!("{target} is already retracted")));
@@ -513,12 +660,49 @@ impl Store {
         Ok(self.get(&EntryId { origin: origin.clone(), seq })?.map(|v| v.entry().clone()))
     }
 
-    fn write_entry(&self, batch: &mut sled::Batch, pending: &mut Pending, v: &VerifiedEntry) -> Result<(), StoreError> {
+    /// Adds an entry and its index rows to the batch. `upgrade`: the entry replaces our stub of it.
+    fn write_entry(
+        &self,
+        batch: &mut sled::Batch,
+        pending: &mut Pending,
+        v: &VerifiedEntry,
+        upgrade: bool,
+    ) -> Result<(), StoreError> {
         let h = v.header();
         let bytes = v.entry().encode();
         // Assert right before writing: what we write must read back as this entry.
         debug_assert_eq!(SignedEntry::decode(&bytes).as_ref(), Ok(v.entry()));
         batch.insert(entry_key(&h.origin, h.seq), bytes);
+        // Arrival order: an upgraded stub moves to the end, as its body is new here.
+        let mut n_key = vec![b'N'];
+        put_name_seq(&mut n_key, &h.origin, h.seq);
+        if upgrade {
+            let old = match pending.arrivals.get(&(h.origin.clone(), h.seq)) {
+                Some(a) => Some(*a),
+                None => self
+                    .log
+                    .get(&n_key)
+                    .map_err(|e| self.sled_err(e))?
+                    .and_then(|v| v.as_ref().try_into().ok().map(u64::from_be_bytes)),
+            };
+            if let Some(old) = old {
+                batch.remove(arrival_key(old));
+            }
+        } else {
+            let c = pending.counts.entry((h.origin.clone(), h.kind)).or_insert(0);
+            *c += 1;
+            let mut k = vec![b'K'];
+            put_name(&mut k, &h.origin);
+            k.push(h.kind);
+            batch.insert(k, &c.to_be_bytes());
+        }
+        let arrival = pending.arrival;
+        pending.arrival += 1;
+        let mut name_seq = Vec::with_capacity(42);
+        put_name_seq(&mut name_seq, &h.origin, h.seq);
+        batch.insert(arrival_key(arrival), name_seq);
+        batch.insert(n_key, &arrival.to_be_bytes());
+        pending.arrivals.insert((h.origin.clone(), h.seq), arrival);
         match v.body() {
             Some(Body::Indicator(ind)) => {
                 let mut k = vec![b'C'];
@@ -529,13 +713,13 @@ impl Store {
             Some(Body::Retraction(r)) => {
                 let target = EntryId { origin: h.origin.clone(), seq: r.target_seq };
                 let known = self.is_indicator(&target, pending);
-                let first = !pending.retracted.contains(&r.target_seq)
+                let first = !pending.retracted.contains(&(h.origin.clone(), r.target_seq))
                     && !self.log.contains_key(retraction_key(&h.origin, r.target_seq)).map_err(|e| self.sled_err(e))?;
                 // A signed retraction of something that is not an indicator is stored (the chain
                 // must stay whole) but changes no state.
                 if known && first {
                     batch.insert(retraction_key(&h.origin, r.target_seq), &h.seq.to_be_bytes());
-                    pending.retracted.insert(r.target_seq);
+                    pending.retracted.insert((h.origin.clone(), r.target_seq));
                 }
             }
             Some(Body::Sighting(s)) => {
@@ -606,6 +790,29 @@ impl Store {
         Ok(heads)
     }
 
+    fn scan_next_arrival(&self) -> Result<u64, StoreError> {
+        match self.log.scan_prefix(b"A").next_back() {
+            None => Ok(1),
+            Some(kv) => {
+                let (k, _) = kv.map_err(|e| self.sled_err(e))?;
+                let n = k.get(1..9).and_then(|b| b.try_into().ok()).map(u64::from_be_bytes);
+                n.map(|n| n + 1).ok_or_else(|| self.corrupt("arrival key".into()))
+            }
+        }
+    }
+
+    fn scan_counts(&self) -> Result<BTreeMap<(NodeName, u8), u64>, StoreError> {
+        let mut out = BTreeMap::new();
+        for kv in self.log.scan_prefix(b"K") {
+            let (k, v) = kv.map_err(|e| self.sled_err(e))?;
+            let (name, rest) = split_name(&k[1..]).ok_or_else(|| self.corrupt("count key".into()))?;
+            let kind = *rest.first().ok_or_else(|| self.corrupt("count key".into()))?;
+            let n = v.as_ref().try_into().map(u64::from_be_bytes).map_err(|_| self.corrupt("count value".into()))?;
+            out.insert((name, kind), n);
+        }
+        Ok(out)
+    }
+
     fn scan_quarantined(&self) -> Result<BTreeSet<NodeName>, StoreError> {
         let mut out = BTreeSet::new();
         for kv in self.log.scan_prefix(b"Q") {
@@ -633,7 +840,12 @@ impl Store {
 struct Pending {
     kinds: HashMap<(NodeName, u64), u8>,
     entries: HashMap<(NodeName, u64), SignedEntry>,
-    retracted: BTreeSet<u64>,
+    retracted: BTreeSet<(NodeName, u64)>,
+    /// Next arrival number, and those assigned in this batch.
+    arrival: u64,
+    arrivals: HashMap<(NodeName, u64), u64>,
+    /// Entries per (origin, kind), including this batch.
+    counts: BTreeMap<(NodeName, u8), u64>,
 }
 
 fn put_name(k: &mut Vec<u8>, n: &NodeName) {
@@ -661,6 +873,12 @@ fn split_name_seq(k: &[u8]) -> Option<(NodeName, u64, &[u8])> {
 fn entry_key(origin: &NodeName, seq: u64) -> Vec<u8> {
     let mut k = vec![b'E'];
     put_name_seq(&mut k, origin, seq);
+    k
+}
+
+fn arrival_key(arrival: u64) -> Vec<u8> {
+    let mut k = vec![b'A'];
+    k.extend_from_slice(&arrival.to_be_bytes());
     k
 }
 

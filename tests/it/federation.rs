@@ -30,12 +30,12 @@ fn free_base_port(n: u16) -> u16 {
     panic!("no free ports");
 }
 
-struct Fed {
+pub(crate) struct Fed {
     _dir: tempfile::TempDir,
-    configs: BTreeMap<String, PathBuf>,
+    pub(crate) configs: BTreeMap<String, PathBuf>,
 }
 
-fn dev_federation(nodes: &[&str]) -> Fed {
+pub(crate) fn dev_federation(nodes: &[&str]) -> Fed {
     let dir = tempfile::tempdir().unwrap();
     let names: Vec<NodeName> = nodes.iter().map(|n| name(n)).collect();
     let fed = devfed::generate(dir.path(), &names, free_base_port(nodes.len() as u16)).unwrap();
@@ -43,16 +43,18 @@ fn dev_federation(nodes: &[&str]) -> Fed {
     Fed { _dir: dir, configs }
 }
 
-fn config(fed: &Fed, node: &str) -> Config {
+pub(crate) fn config(fed: &Fed, node: &str) -> Config {
     let mut c = Config::load(&fed.configs[node]).unwrap();
     c.own_head_wait_ms = 2_000;
+    // Concurrent tests must not race for API ports: let the OS choose (see `Running::api_addr`).
+    c.api_listen = "127.0.0.1:0".parse().unwrap();
     c
 }
 
 /// Starts a node. A node restarted in the same process may find its UDP port still held for a
 /// moment by the old endpoint's driver (quinn releases it asynchronously), so bind errors are
 /// retried for a few seconds.
-async fn start(fed: &Fed, node: &str) -> Running {
+pub(crate) async fn start(fed: &Fed, node: &str) -> Running {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         match node::start(config(fed, node)).await {
@@ -65,17 +67,17 @@ async fn start(fed: &Fed, node: &str) -> Running {
     }
 }
 
-fn ind(v: &str) -> Body {
+pub(crate) fn ind(v: &str) -> Body {
     let input = IndicatorInput { itype: "ipv4".into(), value: v.into(), ..Default::default() };
     Body::Indicator(Indicator::from_input(&input, ctix::now_ms()).unwrap())
 }
 
-async fn append(n: &Running, bodies: Vec<Body>) -> Vec<VerifiedEntry> {
+pub(crate) async fn append(n: &Running, bodies: Vec<Body>) -> Vec<VerifiedEntry> {
     n.handle.append(bodies).await.unwrap().into_iter().map(Result::unwrap).collect()
 }
 
 /// Waits until `node` holds `origin` up to `seq`; panics after `secs`.
-async fn wait_for(n: &Running, origin: &str, seq: u64, secs: u64) -> Duration {
+pub(crate) async fn wait_for(n: &Running, origin: &str, seq: u64, secs: u64) -> Duration {
     let start = Instant::now();
     loop {
         if n.handle.store.head(&name(origin)).is_some_and(|t: ChainTip| t.seq >= seq) {

@@ -1,0 +1,198 @@
+//! JSON shapes of the REST API, shared by the server (`api`) and the CLI client (`client`).
+//!
+//! These are the API's stable, documented forms (README "REST API"); domain types stay in
+//! `model`. Times are RFC 3339 strings with milliseconds, ids are `origin:seq`, hashes hex.
+
+use serde::{Deserialize, Serialize};
+
+use crate::model::time::format_time;
+use crate::model::{Body, IndicatorInput};
+use crate::store::IndicatorState;
+
+/// Most indicators in one batch submission.
+pub const SUBMIT_BATCH_MAX: usize = 10_000;
+/// Largest request body the API reads (a full batch of large indicators fits).
+pub const REQUEST_BYTES_MAX: usize = 32 * 1024 * 1024;
+/// Default and largest page of a query.
+pub const QUERY_LIMIT_DEFAULT: usize = 100;
+
+/// Every error the API returns: a machine code and a message that says what to fix.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorDetail {
+    /// Stable machine code, e.g. `invalid_json`, `invalid_field`, `unauthorized`, `forbidden`,
+    /// `not_found`, `payload_too_large`, `not_ready`, `internal`.
+    pub code: String,
+    pub message: String,
+    /// The offending field, for validation errors.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+}
+
+/// `POST /api/v1/indicators` body: a batch. (`POST /api/v1/indicator` takes one
+/// `IndicatorInput` and answers with the same `SubmitResponse`.)
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SubmitRequest {
+    pub indicators: Vec<IndicatorInput>,
+    /// All or nothing: with any invalid item, nothing is stored.
+    #[serde(default)]
+    pub atomic: bool,
+}
+
+/// The answer to a submission, sent only after every accepted entry is durable.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SubmitResponse {
+    pub accepted: usize,
+    pub rejected: usize,
+    /// One per submitted item, in order.
+    pub results: Vec<ItemResult>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ItemResult {
+    pub index: usize,
+    /// `origin:seq` of the stored entry.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    /// Hex content id (same IOC from any state → same id).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<ErrorDetail>,
+}
+
+/// One indicator as the API and `ctix query --json` show it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IndicatorView {
+    pub id: String,
+    pub origin: String,
+    pub seq: u64,
+    #[serde(rename = "type")]
+    pub itype: String,
+    pub value: String,
+    pub tlp: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub recipients: Vec<String>,
+    pub confidence: u8,
+    pub valid_from: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub valid_until: Option<String>,
+    pub tags: Vec<String>,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub description: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub techniques: Vec<String>,
+    /// When the origin signed it.
+    pub created: String,
+    pub content_id: String,
+    pub retracted: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retracted_by: Option<String>,
+    /// Total count over all sighting reports.
+    pub sightings: u64,
+    /// Each sighting report: `{ "id": "lv:7", "by": "lv", "count": 3 }`.
+    pub sighting_reports: Vec<SightingView>,
+    /// Cursor of this item (pass as `after` to continue after it).
+    pub cursor: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SightingView {
+    pub id: String,
+    pub by: String,
+    pub count: u32,
+}
+
+impl IndicatorView {
+    /// The view of an indicator state; `None` for a stub or a non-indicator.
+    pub fn from_state(st: &IndicatorState, cursor: u64) -> Option<IndicatorView> {
+        let Some(Body::Indicator(ind)) = st.entry.body() else { return None };
+        let h = st.entry.header();
+        Some(IndicatorView {
+            id: st.entry.id().to_string(),
+            origin: h.origin.to_string(),
+            seq: h.seq,
+            itype: ind.itype.to_string(),
+            value: ind.value.clone(),
+            tlp: ind.tlp.to_string(),
+            recipients: ind.recipients.iter().map(|r| r.to_string()).collect(),
+            confidence: ind.confidence,
+            valid_from: format_time(ind.valid_from_ms),
+            valid_until: ind.valid_until_ms.map(format_time),
+            tags: ind.tags.clone(),
+            description: ind.description.clone(),
+            techniques: ind.techniques.clone(),
+            created: format_time(h.created_ms),
+            content_id: hex::encode(ind.content_id()),
+            retracted: st.retracted_by.is_some(),
+            retracted_by: st.retracted_by.as_ref().map(|r| r.to_string()),
+            sightings: st.sightings.iter().map(|(_, c)| *c as u64).sum(),
+            sighting_reports: st
+                .sightings
+                .iter()
+                .map(|(id, c)| SightingView { id: id.to_string(), by: id.origin.to_string(), count: *c })
+                .collect(),
+            cursor,
+        })
+    }
+}
+
+/// `GET /api/v1/indicators` answer.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QueryResponse {
+    pub items: Vec<IndicatorView>,
+    /// Pass as `after` for the next page; absent at the end.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next: Option<u64>,
+}
+
+/// `POST /api/v1/indicators/{id}/retract` body.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetractRequest {
+    pub reason: String,
+}
+
+/// `POST /api/v1/indicators/{id}/sightings` body; every field optional.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SightRequest {
+    /// Default 1.
+    pub count: Option<u32>,
+    /// RFC 3339; default now.
+    pub first_seen: Option<String>,
+    pub last_seen: Option<String>,
+    pub note: String,
+}
+
+/// `GET /api/v1/status` answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StatusView {
+    pub node: String,
+    /// Whether appends are accepted (start-up own-head check passed).
+    pub ready: bool,
+    pub peers: Vec<PeerView>,
+    /// Origin → head seq (the version vector).
+    pub heads: std::collections::BTreeMap<String, u64>,
+    /// Origin → kind → entries held.
+    pub counts: std::collections::BTreeMap<String, std::collections::BTreeMap<String, u64>>,
+    /// Origins quarantined for a fork.
+    pub quarantined: Vec<String>,
+    pub forks: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PeerView {
+    pub name: String,
+    pub connected: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_seen: Option<String>,
+    /// Entries we hold that the peer has not announced, when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lag_entries: Option<u64>,
+}
