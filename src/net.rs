@@ -43,6 +43,9 @@ pub const CONN_WINDOW_BYTES: u32 = 4 * wire::FRAME_BYTES_MAX as u32;
 pub const IDLE_TIMEOUT_MS: u64 = 30_000;
 /// Keep-alive interval: well under the idle timeout and typical NAT/firewall UDP timeouts.
 pub const KEEP_ALIVE_MS: u64 = 5_000;
+/// Incoming handshakes in progress at once; more are refused until one finishes. Two per
+/// possible member is plenty for a roster-bounded federation and caps what a flood can cost.
+pub const HANDSHAKES_IN_FLIGHT_MAX: usize = 2 * crate::roster::MEMBERS_MAX;
 /// Handshake or dial taking longer than this is abandoned and retried.
 pub const CONNECT_TIMEOUT_MS: u64 = 5_000;
 /// Reconnect back-off: first delay and cap (doubles per failed attempt).
@@ -203,7 +206,13 @@ impl Net {
     }
 
     async fn accept_loop(self) {
+        let slots = Arc::new(tokio::sync::Semaphore::new(HANDSHAKES_IN_FLIGHT_MAX));
         while let Some(incoming) = self.endpoint.accept().await {
+            let Ok(permit) = slots.clone().try_acquire_owned() else {
+                tracing::warn!(remote = %incoming.remote_address(), "too many handshakes in progress: refusing");
+                incoming.refuse();
+                continue;
+            };
             let net = self.clone();
             tokio::spawn(async move {
                 let remote = incoming.remote_address();
@@ -218,6 +227,7 @@ impl Net {
                         return;
                     }
                 };
+                drop(permit);
                 match net.identify(&conn, None) {
                     Ok(peer) => net.run_connection(peer, conn).await,
                     Err(reason) => {
@@ -239,7 +249,12 @@ impl Net {
                 self.pause(RECONNECT_BASE_MS).await;
                 continue;
             }
-            match self.dial(&peer, &addr).await {
+            let mut stop = self.shared.shutdown.subscribe();
+            let dialled = tokio::select! {
+                r = self.dial(&peer, &addr) => r,
+                _ = stop.wait_for(|s| *s) => return,
+            };
+            match dialled {
                 Ok(conn) => {
                     backoff = RECONNECT_BASE_MS;
                     self.run_connection(peer.clone(), conn).await;

@@ -62,6 +62,10 @@ pub enum StoreError {
     /// A batch exceeded `BATCH_ENTRIES_MAX`.
     #[error("batch of {0} entries is over the limit of {BATCH_ENTRIES_MAX}: split it")]
     BatchTooLarge(usize),
+    /// An earlier write was applied but could not be made durable; the in-memory state may be
+    /// behind the disk, so writing on could re-use sequence numbers (and fork our own log).
+    #[error("store in {dir} refuses writes after a failed commit: {reason} (fix the disk, then restart the node)")]
+    Failed { dir: String, reason: String },
     /// This node's own log has fork evidence; appending would make it worse.
     #[error("own origin {0} is quarantined for a fork: appending is refused until an operator resolves it")]
     OwnQuarantined(NodeName),
@@ -207,6 +211,8 @@ pub struct Store {
     data_file: File,
     durability: Durability,
     state: Mutex<State>,
+    /// Set when a commit failed after its batch was applied; all later writes are refused.
+    failed: Mutex<Option<String>>,
 }
 
 impl Store {
@@ -245,6 +251,7 @@ impl Store {
             dir: dir.to_owned(),
             data_file,
             durability: opts.durability,
+            failed: Mutex::new(None),
             state: Mutex::new(State {
                 heads: BTreeMap::new(),
                 quarantined: BTreeSet::new(),
@@ -296,6 +303,7 @@ impl Store {
             return Err(StoreError::BatchTooLarge(bodies.len()));
         }
         let mut st = self.lock();
+        self.check_not_failed()?;
         if st.quarantined.contains(origin) {
             return Err(StoreError::OwnQuarantined(origin.clone()));
         }
@@ -314,8 +322,7 @@ impl Store {
             results.push(Ok(v));
         }
         if let Some(t) = tip {
-            self.log.apply_batch(batch).map_err(|e| self.sled_err(e))?;
-            self.commit()?;
+            self.apply_and_commit(batch)?;
             st.heads.insert(origin.clone(), t);
             st.commit(pending);
         }
@@ -329,6 +336,7 @@ impl Store {
             return Err(StoreError::BatchTooLarge(entries.len()));
         }
         let mut st = self.lock();
+        self.check_not_failed()?;
         let mut heads = st.heads.clone();
         let mut quarantined = st.quarantined.clone();
         let mut batch = sled::Batch::default();
@@ -382,8 +390,7 @@ impl Store {
             outcomes.push(outcome);
         }
         if dirty {
-            self.log.apply_batch(batch).map_err(|e| self.sled_err(e))?;
-            self.commit()?;
+            self.apply_and_commit(batch)?;
         }
         st.heads = heads;
         st.quarantined = quarantined;
@@ -604,6 +611,25 @@ impl Store {
         // A panic while holding the lock leaves State as it was before the batch (heads are
         // replaced only after a successful commit), so a poisoned lock is safe to reuse.
         self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn check_not_failed(&self) -> Result<(), StoreError> {
+        match &*self.failed.lock().unwrap_or_else(|p| p.into_inner()) {
+            None => Ok(()),
+            Some(reason) => Err(StoreError::Failed { dir: self.dir.display().to_string(), reason: reason.clone() }),
+        }
+    }
+
+    /// Applies a batch and makes it durable. A failure after the batch was applied leaves the
+    /// disk ahead of the in-memory heads, so the store refuses every later write (see `Failed`).
+    fn apply_and_commit(&self, batch: sled::Batch) -> Result<(), StoreError> {
+        self.log.apply_batch(batch).map_err(|e| self.sled_err(e))?;
+        if let Err(e) = self.commit() {
+            tracing::error!(error = %e, "commit failed after a batch was applied: refusing further writes");
+            *self.failed.lock().unwrap_or_else(|p| p.into_inner()) = Some(e.to_string());
+            return Err(e);
+        }
+        Ok(())
     }
 
     /// Makes everything written so far durable (see module docs).

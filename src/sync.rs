@@ -429,6 +429,9 @@ impl Sync {
         let mut out = Vec::new();
         for (o, seq) in ids {
             let Some(origin) = self.member(from, &o) else { return };
+            if self.quarantined.contains(&origin) {
+                continue;
+            }
             if let Some(e) = log.range(&origin, seq, 1).into_iter().next()
                 && e.header().seq == seq
                 && e.entry().body.is_some()

@@ -147,5 +147,16 @@ proptest! {
         let _ = SignedEntry::decode(&bytes);
         let _ = EntryHeader::decode(&bytes);
         let _ = ctix::wire::decode_body(&bytes);
+        let _ = ctix::wire::decode_message(&bytes);
+    }
+
+    #[test]
+    fn decoding_mutated_messages_never_panics(pos in any::<prop::sample::Index>(), byte in any::<u8>()) {
+        let v = first(indicator("domain", "c2.example.org"));
+        let msg = ctix::wire::Message::Entries { reply_to: Some(7), entries: vec![v.entry().to_wire(); 3] };
+        let mut bytes = ctix::wire::encode_frame(&msg)[4..].to_vec();
+        let i = pos.index(bytes.len());
+        bytes[i] = byte;
+        let _ = ctix::wire::decode_message(&bytes);
     }
 }

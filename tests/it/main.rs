@@ -1,5 +1,6 @@
 //! ctix integration tests: one binary, one module per feature.
 
+mod daemon;
 mod demo;
 mod federation;
 mod log;
