@@ -2,13 +2,15 @@
 
 use std::path::PathBuf;
 
-use anyhow::{Context, Result};
-use clap::{Args, Parser, Subcommand};
+use anyhow::{Context, Result, bail};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::model::NodeName;
+use crate::client::{self, Access, Api, BATCH_SIZE_DEFAULT, FileFormat, FileJob, Filter, QueryJob};
+use crate::model::{IndicatorInput, NodeName};
 use crate::pki;
 use crate::roster::Roster;
 use crate::store::{Store, StoreOptions};
+use crate::view::{SUBMIT_BATCH_MAX, SightRequest};
 
 /// ctix: exchange signed threat indicators between national CERTs over QUIC.
 #[derive(Parser, Debug)]
@@ -60,6 +62,181 @@ pub enum Command {
     /// Inspect a node's store offline (the node must not be running).
     #[command(subcommand)]
     Store(StoreCommand),
+    /// Submit indicators to a running node: one from flags, or a file of many (JSON lines or CSV).
+    Submit(SubmitArgs),
+    /// List the indicators a running node holds, in arrival order: a table, or JSON lines.
+    Query(QueryArgs),
+    /// Retract one of this node's own indicators (signed, and replicated to every node).
+    Retract {
+        /// The indicator's id, e.g. ee:12.
+        id: String,
+        /// Why it is withdrawn, e.g. "false positive: shared hosting".
+        #[arg(long)]
+        reason: String,
+        #[command(flatten)]
+        api: ApiArgs,
+    },
+    /// Report a sighting of an indicator of any origin (signed, and replicated to every node).
+    Sight {
+        /// The indicator's id, e.g. lv:7.
+        id: String,
+        /// How many times it was seen (default 1).
+        #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+        count: Option<u32>,
+        /// When it was first seen: RFC 3339 time or date (default: now, or --last-seen if earlier).
+        #[arg(long, value_name = "TIME")]
+        first_seen: Option<String>,
+        /// When it was last seen: RFC 3339 time or date (default: now).
+        #[arg(long, value_name = "TIME")]
+        last_seen: Option<String>,
+        /// Free text, e.g. where it was seen.
+        #[arg(long, default_value = "")]
+        note: String,
+        #[command(flatten)]
+        api: ApiArgs,
+    },
+    /// Show a running node's state: readiness, peers, log heads, counts, quarantined origins.
+    Status {
+        /// Print the status as JSON.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        api: ApiArgs,
+    },
+}
+
+/// Which node's API a client command talks to, and with which token.
+#[derive(Args, Debug)]
+pub struct ApiArgs {
+    /// The node's config (ctix.toml): its api.listen address and a token from its [api] tokens
+    /// (the first "rw" token for commands that write). Takes precedence over --api and --token.
+    #[arg(long, value_name = "PATH")]
+    pub config: Option<PathBuf>,
+    /// The node's API address, e.g. http://127.0.0.1:7480.
+    #[arg(long, value_name = "URL", env = "CTIX_API")]
+    pub api: Option<String>,
+    /// A bearer token from the node's [api] tokens.
+    #[arg(long, value_name = "TOKEN", env = "CTIX_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+}
+
+impl ApiArgs {
+    /// Resolves the flags into a client whose token allows `access`.
+    pub fn connect(&self, access: Access) -> Result<Api> {
+        match (&self.config, &self.api, &self.token) {
+            (Some(path), _, _) => Api::from_config(path, access),
+            (None, Some(url), Some(token)) => Api::new(url, token),
+            (None, Some(_), None) => {
+                bail!("--api needs --token TOKEN (or CTIX_TOKEN set): a token from the node's [api] tokens")
+            }
+            (None, None, _) => bail!(
+                "which node? give --config PATH (the node's ctix.toml), or --api URL and --token TOKEN (or set CTIX_API and CTIX_TOKEN)"
+            ),
+        }
+    }
+}
+
+/// `ctix submit`: either the indicator flags (`--type`, `--value` …) or `--file`.
+#[derive(Args, Debug)]
+pub struct SubmitArgs {
+    #[command(flatten)]
+    pub api: ApiArgs,
+    /// Indicator type: ipv4, ipv6, cidr, domain, url, email, md5, sha1, sha256, filename or cve.
+    #[arg(long = "type", value_name = "TYPE", required_unless_present = "file", conflicts_with = "file")]
+    pub itype: Option<String>,
+    /// The indicator, e.g. 203.0.113.7 or evil.example (normalised by the node).
+    #[arg(long, required_unless_present = "file", conflicts_with = "file")]
+    pub value: Option<String>,
+    /// TLP 2.0 level: clear, green, amber (default), amber+strict, or red (with --recipients).
+    #[arg(long, conflicts_with = "file")]
+    pub tlp: Option<String>,
+    /// 0 to 100 (default 50).
+    #[arg(long, value_name = "N", conflicts_with = "file")]
+    pub confidence: Option<i64>,
+    /// A tag, e.g. apt28; repeat for more.
+    #[arg(long = "tag", value_name = "TAG", conflicts_with = "file")]
+    pub tags: Vec<String>,
+    /// Valid from: RFC 3339 time or date (default: now).
+    #[arg(long, value_name = "TIME", conflicts_with = "file")]
+    pub valid_from: Option<String>,
+    /// Valid until: RFC 3339 time or date, or a duration from now such as 30d (default: no expiry).
+    #[arg(long, value_name = "TIME", conflicts_with = "file")]
+    pub valid_until: Option<String>,
+    /// Free text for analysts.
+    #[arg(long, value_name = "TEXT", conflicts_with = "file")]
+    pub description: Option<String>,
+    /// MITRE ATT&CK technique (T1566, T1566.001) or kill-chain phase; repeat, or separate with commas.
+    #[arg(long = "technique", value_name = "ID", value_delimiter = ',', conflicts_with = "file")]
+    pub techniques: Vec<String>,
+    /// The nodes a TLP:RED indicator is for, comma-separated, e.g. lv,lt.
+    #[arg(long, value_name = "NODES", value_delimiter = ',', conflicts_with = "file")]
+    pub recipients: Vec<String>,
+    /// Submit every indicator in FILE ('-' for standard input): JSON lines (one IndicatorInput object
+    /// per line) or CSV with a header row naming some of the columns type, value, tlp, confidence,
+    /// tags, description, valid_from, valid_until, recipients and techniques (list values are
+    /// separated by ';').
+    #[arg(long, value_name = "FILE")]
+    pub file: Option<PathBuf>,
+    /// The file's format (default: from its extension, .jsonl/.ndjson/.json or .csv).
+    #[arg(long, value_enum, requires = "file")]
+    pub format: Option<FormatArg>,
+    /// All or nothing: send the whole file in one request (at most 10,000 indicators) and store
+    /// nothing if any line is invalid.
+    #[arg(long, requires = "file")]
+    pub atomic: bool,
+    /// Indicators per request (1 to 10,000).
+    #[arg(long, value_name = "N", default_value_t = BATCH_SIZE_DEFAULT as u64, conflicts_with = "atomic",
+        value_parser = clap::value_parser!(u64).range(1..=SUBMIT_BATCH_MAX as u64))]
+    pub batch_size: u64,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug)]
+pub enum FormatArg {
+    Jsonl,
+    Csv,
+}
+
+/// `ctix query`: filters, paging and output.
+#[derive(Args, Debug)]
+pub struct QueryArgs {
+    #[command(flatten)]
+    pub api: ApiArgs,
+    /// Only this indicator type, e.g. ipv4.
+    #[arg(long = "type", value_name = "TYPE")]
+    pub itype: Option<String>,
+    /// Only this value (needs --type; matched in its normal form).
+    #[arg(long, requires = "itype")]
+    pub value: Option<String>,
+    /// Only indicators published by this node, e.g. lv.
+    #[arg(long, value_name = "NODE")]
+    pub origin: Option<String>,
+    /// Only indicators with this tag.
+    #[arg(long)]
+    pub tag: Option<String>,
+    /// Only this TLP level.
+    #[arg(long)]
+    pub tlp: Option<String>,
+    /// Only indicators created at or after TIME (RFC 3339 time, or a date such as 2026-01-31).
+    #[arg(long, value_name = "TIME")]
+    pub since: Option<String>,
+    /// Only indicators created at or before TIME.
+    #[arg(long, value_name = "TIME")]
+    pub until: Option<String>,
+    /// Only retracted (true) or only live (false) indicators (default: both).
+    #[arg(long, value_name = "true|false")]
+    pub retracted: Option<bool>,
+    /// Show at most N indicators (default 100).
+    #[arg(long, value_name = "N", conflicts_with = "all", value_parser = clap::value_parser!(u64).range(1..))]
+    pub limit: Option<u64>,
+    /// Start after this cursor (printed when more indicators match than were shown).
+    #[arg(long, value_name = "CURSOR")]
+    pub after: Option<u64>,
+    /// Show every match, following pages to the end (at most 1,000,000 indicators).
+    #[arg(long)]
+    pub all: bool,
+    /// One JSON object per line instead of a table.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Subcommand, Debug)]
@@ -166,7 +343,58 @@ pub fn run(cli: Cli) -> Result<()> {
             }
             Ok(())
         }
+        Command::Submit(a) => submit(a),
+        Command::Query(a) => {
+            let job = QueryJob {
+                filter: Filter {
+                    itype: a.itype,
+                    value: a.value,
+                    origin: a.origin,
+                    tag: a.tag,
+                    tlp: a.tlp,
+                    since: a.since,
+                    until: a.until,
+                    retracted: a.retracted,
+                },
+                after: a.after,
+                limit: a.limit.map(|n| usize::try_from(n).unwrap_or(usize::MAX)),
+                all: a.all,
+                json: a.json,
+            };
+            client::query(&a.api.connect(Access::Read)?, &job)
+        }
+        Command::Retract { id, reason, api } => client::retract(&api.connect(Access::Write)?, &id, &reason),
+        Command::Sight { id, count, first_seen, last_seen, note, api } => {
+            let req = SightRequest { count, first_seen, last_seen, note };
+            client::sight(&api.connect(Access::Write)?, &id, &req)
+        }
+        Command::Status { json, api } => client::status(&api.connect(Access::Read)?, json),
     }
+}
+
+fn submit(a: SubmitArgs) -> Result<()> {
+    let api = a.api.connect(Access::Write)?;
+    if let Some(path) = a.file {
+        let format = a.format.map(|f| match f {
+            FormatArg::Jsonl => FileFormat::Jsonl,
+            FormatArg::Csv => FileFormat::Csv,
+        });
+        let batch_size = usize::try_from(a.batch_size).expect("clap bounds --batch-size");
+        return client::submit_file(&api, &FileJob { path, format, atomic: a.atomic, batch_size });
+    }
+    let input = IndicatorInput {
+        itype: a.itype.unwrap_or_default(),
+        value: a.value.unwrap_or_default(),
+        tlp: a.tlp.unwrap_or_default(),
+        recipients: a.recipients,
+        confidence: a.confidence,
+        valid_from: a.valid_from,
+        valid_until: a.valid_until,
+        tags: a.tags,
+        description: a.description.unwrap_or_default(),
+        techniques: a.techniques,
+    };
+    client::submit_one(&api, &input)
 }
 
 fn run_node(path: &std::path::Path) -> Result<()> {

@@ -5,6 +5,7 @@
 
 pub mod api;
 pub mod cli;
+pub mod client;
 pub mod config;
 pub mod crypto;
 pub mod demo;

@@ -1,5 +1,7 @@
 //! ctix integration tests: one binary, one module per feature.
 
+mod api;
+mod cli;
 mod daemon;
 mod demo;
 mod federation;
