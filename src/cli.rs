@@ -259,9 +259,9 @@ pub enum CaCommand {
         /// Directory holding ca.crt and ca.key.
         #[arg(long)]
         ca_dir: PathBuf,
-        /// Where to write NAME.crt and NAME.key (0600). Defaults to the CA directory.
+        /// Where to write NAME.crt and NAME.key (0600): a directory for this node, never the CA's.
         #[arg(long)]
-        out_dir: Option<PathBuf>,
+        out_dir: PathBuf,
         /// Validity in days.
         #[arg(long, default_value_t = 825)]
         days: u32,
@@ -305,14 +305,13 @@ pub fn run(cli: Cli) -> Result<()> {
         }
         Command::Ca(CaCommand::Init { dir, federation, days }) => {
             let p = pki::ca_init(&dir, &federation, days)?;
-            println!("wrote {} and {} (mode 0600): keep the CA key offline", p.cert.display(), p.key.display());
+            println!("wrote {} (public) and {} (mode 0600): keep the CA key offline", p.cert.display(), p.key.display());
             Ok(())
         }
         Command::Ca(CaCommand::Issue { name, ca_dir, out_dir, days }) => {
             NodeName::new(&name)?;
-            let out_dir = out_dir.unwrap_or_else(|| ca_dir.clone());
             let p = pki::ca_issue(&ca_dir, &name, &out_dir, days)?;
-            println!("wrote {} and {} (mode 0600)", p.cert.display(), p.key.display());
+            println!("wrote {} (public) and {} (mode 0600): install both on node {name}", p.cert.display(), p.key.display());
             Ok(())
         }
         Command::Run { config } => run_node(&config),

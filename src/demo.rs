@@ -1,20 +1,34 @@
 //! `ctix demo`: the main job in one command. A three-node federation (EE, LV, LT) on loopback
-//! with freshly generated dev certificates, real QUIC with mutual TLS, real sled stores:
-//! indicators are submitted at each node and their arrival timed everywhere; then the EE–LT
-//! link is cut and EE's indicators still reach LT through LV; finally every store is verified.
+//! with freshly generated dev certificates, real QUIC with mutual TLS, real sled stores, and each
+//! node's REST API:
+//!
+//! 1. each CERT submits a batch of indicators through its own REST API (one deliberately invalid
+//!    item shows per-item rejection) and their arrival at the other nodes is timed;
+//! 2. TLP end to end: a TLP:RED indicator for LV only is readable at LV and invisible at LT, and an
+//!    AMBER+STRICT one is hidden from a read-only constituent token;
+//! 3. a sighting reported at LT and a retraction at LV show up in every node's view;
+//! 4. the EE–LT link is cut and EE's indicators still reach LT, relayed by LV;
+//! 5. every store is re-verified (signatures, body hashes, chains) and a summary is printed.
+//!
+//! Only documentation address ranges (RFC 5737, RFC 3849) and `example.*` names are used.
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result, anyhow, bail};
 
-use crate::config::Config;
-use crate::model::{Body, Indicator, IndicatorInput, NodeName};
+use crate::client::Api;
+use crate::config::{Config, Role};
+use crate::model::{EntryId, IndicatorInput, NodeName};
 use crate::node::{self, Running};
+use crate::view::{SightRequest, SubmitRequest, SubmitResponse};
 
 /// How long the demo waits for any one delivery before it reports a failure.
 const DELIVERY_TIMEOUT: Duration = Duration::from_secs(30);
+/// Indicators EE sends while the EE–LT link is cut.
+const CUT_LINK_INDICATORS: usize = 50;
 
 /// Runs the demo in `dir` (a fresh temporary directory when `None`).
 pub fn run(dir: Option<&Path>, base_port: u16) -> Result<()> {
@@ -24,127 +38,382 @@ pub fn run(dir: Option<&Path>, base_port: u16) -> Result<()> {
         None => tempdir()?,
     };
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-    rt.block_on(demo(&dir, base_port))?;
+    let result = rt.block_on(demo(&dir, base_port));
     if tmp_used {
         let _ = std::fs::remove_dir_all(&dir);
     }
-    Ok(())
+    result
 }
 
-fn tempdir() -> Result<std::path::PathBuf> {
+fn tempdir() -> Result<PathBuf> {
     let d = std::env::temp_dir().join(format!("ctix-demo-{}-{}", std::process::id(), crate::now_ms()));
     std::fs::create_dir_all(&d).with_context(|| format!("creating {}", d.display()))?;
     Ok(d)
+}
+
+/// One running member with API clients for both token roles.
+struct Member {
+    run: Running,
+    rw: Arc<Api>,
+    ro: Arc<Api>,
 }
 
 async fn demo(dir: &Path, base_port: u16) -> Result<()> {
     let names: Vec<NodeName> = ["ee", "lv", "lt"].iter().map(|n| NodeName::new(n).expect("valid")).collect();
     println!("== 1. dev federation: CA, node keys, TLS certificates, roster in {}", dir.display());
     let fed = crate::devfed::generate(dir, &names, base_port).map_err(anyhow::Error::msg)?;
-    let mut nodes: BTreeMap<String, Running> = BTreeMap::new();
+    let mut nodes: BTreeMap<String, Member> = BTreeMap::new();
     for (name, path) in &fed.nodes {
         let mut cfg = Config::load(path)?;
         cfg.own_head_wait_ms = 3_000;
-        let r = node::start(cfg).await.with_context(|| format!("starting {name}"))?;
-        println!("   {name}: QUIC on {}  (store {})", r.quic_addr, r.handle.store.dir().display());
-        nodes.insert(name.to_string(), r);
+        let token =
+            |role: Role| cfg.api_tokens.iter().find(|t| t.role == role).map(|t| t.token.clone()).expect("dev tokens");
+        let (rw_token, ro_token) = (token(Role::Rw), token(Role::Ro));
+        let run = node::start(cfg).await.with_context(|| format!("starting {name}"))?;
+        let url = format!("http://{}", run.api_addr);
+        println!(
+            "   {name}: QUIC {}  REST API {url}  credentials {}",
+            run.quic_addr,
+            dir.join(name.as_str()).join("credentials.json").display()
+        );
+        let rw = Arc::new(Api::new(&url, &rw_token)?);
+        let ro = Arc::new(Api::new(&url, &ro_token)?);
+        nodes.insert(name.to_string(), Member { run, rw, ro });
     }
-    wait_connected(&nodes, 3).await?;
-    println!("   all three nodes connected (mutual TLS, ALPN ctix/1)");
+    let result = scenario(&nodes, &fed).await;
+    for (_, n) in nodes {
+        n.run.stop().await;
+    }
+    result
+}
 
-    println!("\n== 2. each CERT shares indicators; time until stored at every other node");
-    let feeds = [
-        ("ee", "domain", "update-check.example.com", "green"),
-        ("lv", "ipv4", "203.0.113.45", "amber"),
-        ("lt", "sha256", "E3B0C44298FC1C149AFBF4C8996FB92427AE41E4649B934CA495991B7852B855", "amber"),
-        ("ee", "url", "HTTPS://Login.Example.NET:443/portal#x", "amber+strict"),
-    ];
-    for (origin, itype, value, tlp) in feeds {
-        let input = IndicatorInput {
-            itype: itype.into(),
-            value: value.into(),
-            tlp: tlp.into(),
-            confidence: Some(80),
-            tags: vec!["demo".into()],
-            ..Default::default()
-        };
-        let ind = Indicator::from_input(&input, crate::now_ms())?;
-        let shown = format!("{} {}", ind.itype, ind.value);
+async fn scenario(nodes: &BTreeMap<String, Member>, fed: &crate::devfed::DevFederation) -> Result<()> {
+    wait_connected(nodes).await?;
+    println!("   all three nodes connected (mutual TLS against the dev CA, ALPN ctix/1)");
+
+    println!("\n== 2. each CERT submits through its REST API; time until durable at every other node");
+    let mut latencies: Vec<f64> = Vec::new();
+    let mut submitted = 0usize;
+    let mut ids_of: BTreeMap<&str, Vec<EntryId>> = BTreeMap::new();
+    for (origin, feed) in feeds() {
+        let n = feed.len();
         let start = Instant::now();
-        let stored = nodes[origin].handle.append(vec![Body::Indicator(ind)]).await?;
-        let v = stored.into_iter().next().expect("one result")?;
+        let resp =
+            call(&nodes[origin].rw, move |api| api.submit_batch(&SubmitRequest { indicators: feed, atomic: false }))
+                .await?;
         let acked = start.elapsed();
-        let id = v.id();
-        print!("   {id:<6} {shown:<80} TLP:{:<13} durable at {origin} {:>5.1} ms", tlp.to_uppercase(), ms(acked));
-        for (name, t) in wait_all(&nodes, origin, &id.origin, id.seq, start).await? {
-            print!(" | at {name} {:.1} ms", ms(t));
+        let ids = accepted_ids(&resp)?;
+        submitted += ids.len();
+        let last = ids.last().ok_or_else(|| anyhow!("{origin} accepted nothing"))?;
+        print!("   {origin}: {} of {n} accepted, durable at {origin} after {:>5.1} ms", ids.len(), ms(acked));
+        for (name, t) in wait_all(nodes, origin, last, start).await? {
+            print!(" | at {name} {:>5.1} ms", ms(t));
+            latencies.push(ms(t));
         }
         println!();
+        ids_of.insert(origin, ids);
+        for r in resp.results.iter().filter(|r| r.error.is_some()) {
+            let e = r.error.as_ref().expect("filtered");
+            println!("      item {} rejected ({}): {}", r.index, e.code, e.message);
+        }
     }
 
-    println!("\n== 3. cut the EE–LT link; EE's indicators must reach LT through LV");
-    let (ee, lt) = (&names[0], &names[2]);
-    nodes["ee"].handle.set_blocked(lt.clone(), true).await?;
-    nodes["lt"].handle.set_blocked(ee.clone(), true).await?;
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let bodies: Vec<Body> = (1..=50)
-        .map(|i| {
-            let input = IndicatorInput { itype: "ipv4".into(), value: format!("198.51.100.{i}"), ..Default::default() };
-            Indicator::from_input(&input, crate::now_ms()).map(Body::Indicator)
-        })
-        .collect::<Result<_, _>>()?;
+    println!("\n== 3. TLP end to end");
+    let red = IndicatorInput {
+        itype: "domain".into(),
+        value: "exfil-staging.example.org".into(),
+        tlp: "red".into(),
+        recipients: vec!["lv".into()],
+        confidence: Some(90),
+        tags: vec!["demo".into(), "apt".into()],
+        description: "staging host seen only in a Latvian incident; EE shares it with LV alone".into(),
+        ..Default::default()
+    };
+    let resp =
+        call(&nodes["ee"].rw, move |api| api.submit_batch(&SubmitRequest { indicators: vec![red], atomic: true }))
+            .await?;
+    let red_id = accepted_ids(&resp)?.remove(0);
+    wait_all(nodes, "ee", &red_id, Instant::now()).await?;
+    let at_lv = count_value(&nodes["lv"].rw, "domain", "exfil-staging.example.org").await?;
+    let at_lt = count_value(&nodes["lt"].rw, "domain", "exfil-staging.example.org").await?;
+    if at_lv != 1 || at_lt != 0 {
+        bail!("TLP:RED for LV: LV's API shows it {at_lv} times (want 1), LT's {at_lt} times (want 0)");
+    }
+    println!("   TLP:RED {red_id} for LV: readable at LV, at LT only a signed stub that its API never shows");
+    let strict_rw = count_value(&nodes["lt"].rw, "url", "https://login.example.net/portal").await?;
+    let strict_ro = count_value(&nodes["lt"].ro, "url", "https://login.example.net/portal").await?;
+    if strict_rw != 1 || strict_ro != 0 {
+        bail!(
+            "TLP:AMBER+STRICT at LT: the analysts' token sees it {strict_rw} times (want 1), the constituents' {strict_ro} (want 0)"
+        );
+    }
+    println!("   TLP:AMBER+STRICT from EE: LT's analysts see it, LT's read-only constituent token does not");
+
+    println!("\n== 4. a sighting at LT and a retraction at LV reach every node");
+    let (lv_first, lv_second) = (ids_of["lv"][0].clone(), ids_of["lv"][1].clone());
+    let target = lv_first.clone();
+    let sighting = call(&nodes["lt"].rw, move |api| {
+        api.sight(
+            &target,
+            &SightRequest { count: Some(3), note: "seen at a Lithuanian ISP".into(), ..Default::default() },
+        )
+    })
+    .await?;
+    let target = lv_second.clone();
+    let retraction = call(&nodes["lv"].rw, move |api| api.retract(&target, "false positive: shared hosting")).await?;
     let start = Instant::now();
-    let stored = nodes["ee"].handle.append(bodies).await?;
-    let last = stored.last().expect("50 results").as_ref().map_err(|e| anyhow::anyhow!("{e}"))?.id();
-    let t = wait_seq(&nodes["lt"], ee, last.seq).await?;
-    let st = nodes["lt"].handle.status().await?;
-    if st.connected.contains(ee) {
-        bail!("the EE–LT link was supposed to be cut");
+    for (name, m) in nodes {
+        loop {
+            let (s, r) = (view_of(&m.rw, &lv_first).await?, view_of(&m.rw, &lv_second).await?);
+            if s.is_some_and(|v| v.sightings == 3) && r.is_some_and(|v| v.retracted) {
+                break;
+            }
+            if start.elapsed() > DELIVERY_TIMEOUT {
+                bail!(
+                    "{name} did not show sighting {sighting} and retraction {retraction} within {DELIVERY_TIMEOUT:?}"
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
     }
     println!(
-        "   50 indicators from EE reached LT in {:.1} ms with LT connected only to {:?}",
-        ms(t.max(start.elapsed())),
-        names_of(&st.connected)
+        "   sighting {sighting} of {lv_first} (3 hits) and retraction {retraction} of {lv_second} visible at ee, lv, lt after {:.1} ms",
+        ms(start.elapsed())
     );
-    nodes["ee"].handle.set_blocked(lt.clone(), false).await?;
-    nodes["lt"].handle.set_blocked(ee.clone(), false).await?;
 
-    println!("\n== 4. every store re-verified: signatures, body hashes, chains");
+    println!("\n== 5. cut the EE–LT link; EE's indicators must reach LT through LV");
+    let (ee, lt) = (NodeName::new("ee")?, NodeName::new("lt")?);
+    nodes["ee"].run.handle.set_blocked(lt.clone(), true).await?;
+    nodes["lt"].run.handle.set_blocked(ee.clone(), true).await?;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let batch: Vec<IndicatorInput> = (1..=CUT_LINK_INDICATORS)
+        .map(|i| IndicatorInput {
+            itype: "ipv4".into(),
+            value: format!("198.51.100.{i}"),
+            tlp: "green".into(),
+            tags: vec!["demo".into(), "ddos".into()],
+            description: "DDoS source during the cut-link test".into(),
+            ..Default::default()
+        })
+        .collect();
+    let start = Instant::now();
+    let resp =
+        call(&nodes["ee"].rw, move |api| api.submit_batch(&SubmitRequest { indicators: batch, atomic: true })).await?;
+    let ids = accepted_ids(&resp)?;
+    let last = ids.last().ok_or_else(|| anyhow!("EE accepted nothing"))?;
+    wait_seq(&nodes["lt"].run, last).await?;
+    let relayed = start.elapsed();
+    let st = nodes["lt"].run.handle.status().await?;
+    if st.connected.contains(&ee) {
+        bail!("the EE–LT link was supposed to be cut");
+    }
+    let via: Vec<String> = st.connected.iter().map(|n| n.to_string()).collect();
+    println!(
+        "   {} indicators from EE reached LT in {:.1} ms (submit to durable) with LT connected only to {via:?}",
+        ids.len(),
+        ms(relayed)
+    );
+    nodes["ee"].run.handle.set_blocked(lt.clone(), false).await?;
+    nodes["lt"].run.handle.set_blocked(ee.clone(), false).await?;
+
+    println!("\n== 6. every store re-verified: signatures, body hashes, chains");
     let roster = Config::load(&fed.nodes[0].1)?.roster;
-    let reference = nodes["ee"].handle.store.heads();
-    for (name, n) in &nodes {
+    let reference = nodes["ee"].run.handle.store.heads();
+    let mut verified = Vec::new();
+    for (name, m) in nodes {
+        let store = &m.run.handle.store;
         let deadline = Instant::now() + DELIVERY_TIMEOUT;
-        while n.handle.store.heads() != reference {
+        while store.heads() != reference {
             if Instant::now() > deadline {
-                bail!("{name} did not converge");
+                bail!("{name} did not converge: its heads differ from EE's");
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        let checked = n.handle.store.verify_chains(&roster).map_err(anyhow::Error::msg)?;
-        let heads: Vec<String> = n.handle.store.heads().iter().map(|(o, t)| format!("{o}:{}", t.seq)).collect();
+        let checked = store.verify_chains(&roster).map_err(anyhow::Error::msg)?;
+        verified.push(checked);
+        let heads: Vec<String> = store.heads().iter().map(|(o, t)| format!("{o}:{}", t.seq)).collect();
         println!("   {name}: {checked} entries verify; heads {}", heads.join(" "));
     }
-    println!("\nok: the federation converged. Drills arrive with drill mode; the REST API with the analysts' surface.");
-    for (_, n) in nodes {
-        n.stop().await;
+    if verified.windows(2).any(|w| w[0] != w[1]) {
+        bail!("the nodes verified different numbers of entries: {verified:?}");
     }
+
+    latencies.sort_by(f64::total_cmp);
+    let pct = |p: f64| latencies[((latencies.len() - 1) as f64 * p).round() as usize];
+    println!("\n== summary");
+    println!(
+        "   {} indicators submitted through the REST API, {} more over a cut link; cross-border delivery after submit: median {:.1} ms, max {:.1} ms",
+        submitted + 1,
+        ids.len(),
+        pct(0.5),
+        pct(1.0)
+    );
+    println!(
+        "ok: the federation converged. Drill mode is not built yet; try `ctix dev-federation` and the README's CLI walk-through next."
+    );
     Ok(())
 }
 
-fn names_of(s: &std::collections::BTreeSet<NodeName>) -> Vec<String> {
-    s.iter().map(|n| n.to_string()).collect()
+/// Runs a blocking API call off the async workers.
+async fn call<T: Send + 'static>(api: &Arc<Api>, f: impl FnOnce(&Api) -> Result<T> + Send + 'static) -> Result<T> {
+    let api = api.clone();
+    tokio::task::spawn_blocking(move || f(&api)).await.context("API call task")?
+}
+
+fn accepted_ids(resp: &SubmitResponse) -> Result<Vec<EntryId>> {
+    resp.results.iter().filter_map(|r| r.id.as_deref()).map(|s| s.parse().map_err(|e| anyhow!("id {s}: {e}"))).collect()
+}
+
+/// How many query results the API behind `api` gives for `itype` `value`.
+async fn count_value(api: &Arc<Api>, itype: &str, value: &str) -> Result<usize> {
+    let (itype, value) = (itype.to_owned(), value.to_owned());
+    Ok(call(api, move |api| api.query(&[("type", itype), ("value", value)])).await?.items.len())
+}
+
+/// The API's view of one indicator, if it shows it.
+async fn view_of(api: &Arc<Api>, id: &EntryId) -> Result<Option<crate::view::IndicatorView>> {
+    let (origin, seq) = (id.origin.to_string(), id.seq);
+    let page = call(api, move |api| api.query(&[("origin", origin), ("limit", "1000".into())])).await?;
+    Ok(page.items.into_iter().find(|v| v.seq == seq))
+}
+
+/// The indicators each state shares in step 2, with one invalid item (LV's bad IP).
+fn feeds() -> Vec<(&'static str, Vec<IndicatorInput>)> {
+    let ind = |itype: &str, value: &str, tlp: &str, conf: i64, tags: &[&str], desc: &str, techniques: &[&str]| {
+        IndicatorInput {
+            itype: itype.into(),
+            value: value.into(),
+            tlp: tlp.into(),
+            confidence: Some(conf),
+            valid_until: Some("30d".into()),
+            tags: tags.iter().map(|t| t.to_string()).collect(),
+            description: desc.into(),
+            techniques: techniques.iter().map(|t| t.to_string()).collect(),
+            ..Default::default()
+        }
+    };
+    vec![
+        (
+            "ee",
+            vec![
+                ind(
+                    "domain",
+                    "Update-Check.Example.COM.",
+                    "green",
+                    80,
+                    &["phishing", "energy"],
+                    "lure domain of a phishing wave against grid operators",
+                    &["T1566.002"],
+                ),
+                ind(
+                    "url",
+                    "HTTPS://Login.Example.NET:443/portal#x",
+                    "amber+strict",
+                    85,
+                    &["phishing", "credential-theft"],
+                    "credential harvesting portal",
+                    &["T1056.003"],
+                ),
+                ind("ipv4", "192.0.2.17", "amber", 75, &["c2"], "C2 server of the same campaign", &["T1071.001"]),
+                ind(
+                    "sha256",
+                    "9F86D081884C7D659A2FEAA0C55AD015A3BF4F1B2B0B822CD15D6C15B0F00A08",
+                    "amber",
+                    90,
+                    &["ransomware"],
+                    "loader dropped by the lure",
+                    &["T1204.002"],
+                ),
+            ],
+        ),
+        (
+            "lv",
+            vec![
+                ind(
+                    "ipv4",
+                    "203.0.113.45",
+                    "amber",
+                    70,
+                    &["scanning"],
+                    "mass scanning of VPN gateways",
+                    &["T1595.002"],
+                ),
+                ind(
+                    "cidr",
+                    "203.0.113.128/25",
+                    "green",
+                    60,
+                    &["ddos"],
+                    "DDoS sources against the state portal",
+                    &["T1498"],
+                ),
+                ind(
+                    "ipv4",
+                    "203.0.113.300",
+                    "amber",
+                    70,
+                    &["scanning"],
+                    "a typo: caught per item, the rest are stored",
+                    &[],
+                ),
+                ind(
+                    "email",
+                    "Invoice@Example.ORG",
+                    "amber",
+                    80,
+                    &["phishing"],
+                    "sender of invoice-themed lures",
+                    &["T1566.001"],
+                ),
+                ind(
+                    "cve",
+                    "cve-2024-3400",
+                    "clear",
+                    100,
+                    &["vulnerability", "exploited"],
+                    "exploited in the wild against gateways",
+                    &["T1190"],
+                ),
+            ],
+        ),
+        (
+            "lt",
+            vec![
+                ind("ipv6", "2001:DB8:0:0::abcd", "amber", 65, &["c2"], "IPv6 C2 fallback", &["T1071"]),
+                ind("md5", "D41D8CD98F00B204E9800998ECF8427E", "green", 50, &["wiper"], "wiper component", &["T1485"]),
+                ind(
+                    "filename",
+                    "svch0st.exe",
+                    "green",
+                    55,
+                    &["masquerading"],
+                    "masquerading binary name",
+                    &["T1036.005"],
+                ),
+                ind(
+                    "url",
+                    "http://files.example.com/payload.bin",
+                    "amber",
+                    80,
+                    &["malware-delivery"],
+                    "payload URL",
+                    &["T1105"],
+                ),
+            ],
+        ),
+    ]
 }
 
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
 
-async fn wait_connected(nodes: &BTreeMap<String, Running>, n: usize) -> Result<()> {
+async fn wait_connected(nodes: &BTreeMap<String, Member>) -> Result<()> {
     let deadline = Instant::now() + DELIVERY_TIMEOUT;
     loop {
         let mut all = true;
-        for r in nodes.values() {
-            all &= r.handle.status().await?.connected.len() + 1 >= n;
+        for m in nodes.values() {
+            all &= m.run.handle.status().await?.connected.len() + 1 >= nodes.len();
         }
         if all {
             return Ok(());
@@ -156,38 +425,39 @@ async fn wait_connected(nodes: &BTreeMap<String, Running>, n: usize) -> Result<(
     }
 }
 
-/// Polls every node but `skip` until each holds `origin:seq`; returns each one's time since
-/// `start`.
+/// Polls every node but `skip` until each holds `id`; returns each one's time since `start`.
 async fn wait_all(
-    nodes: &BTreeMap<String, Running>,
+    nodes: &BTreeMap<String, Member>,
     skip: &str,
-    origin: &NodeName,
-    seq: u64,
+    id: &EntryId,
     start: Instant,
 ) -> Result<Vec<(String, Duration)>> {
     let mut got: BTreeMap<String, Duration> = BTreeMap::new();
     while got.len() + 1 < nodes.len() {
-        for (name, n) in nodes {
-            if name != skip && !got.contains_key(name) && n.handle.store.head(origin).is_some_and(|t| t.seq >= seq) {
+        for (name, m) in nodes {
+            if name != skip
+                && !got.contains_key(name)
+                && m.run.handle.store.head(&id.origin).is_some_and(|t| t.seq >= id.seq)
+            {
                 got.insert(name.clone(), start.elapsed());
             }
         }
         if start.elapsed() > DELIVERY_TIMEOUT {
-            bail!("{origin}:{seq} did not reach every node within {DELIVERY_TIMEOUT:?}");
+            bail!("{id} did not reach every node within {DELIVERY_TIMEOUT:?}");
         }
         tokio::time::sleep(Duration::from_micros(200)).await;
     }
     Ok(got.into_iter().collect())
 }
 
-async fn wait_seq(n: &Running, origin: &NodeName, seq: u64) -> Result<Duration> {
+async fn wait_seq(n: &Running, id: &EntryId) -> Result<Duration> {
     let start = Instant::now();
     loop {
-        if n.handle.store.head(origin).is_some_and(|t| t.seq >= seq) {
+        if n.handle.store.head(&id.origin).is_some_and(|t| t.seq >= id.seq) {
             return Ok(start.elapsed());
         }
         if start.elapsed() > DELIVERY_TIMEOUT {
-            bail!("{} did not receive {origin}:{seq} within {DELIVERY_TIMEOUT:?}", n.handle.name);
+            bail!("{} did not receive {id} within {DELIVERY_TIMEOUT:?}", n.handle.name);
         }
         tokio::time::sleep(Duration::from_millis(1)).await;
     }
