@@ -143,6 +143,10 @@ pub struct IndicatorState {
     pub sightings: Vec<(EntryId, u32)>,
 }
 
+/// Most records `drill_records` returns (a drill of 256 waves of 10,000 indicators is
+/// bigger; reports then cover the first records only).
+pub const DRILL_RECORDS_MAX: usize = 1_000_000;
+
 /// Most results in one query page.
 pub const QUERY_LIMIT_MAX: usize = 1000;
 /// Most arrival rows one query page examines; a page may end early (with a cursor) so that a
@@ -358,7 +362,7 @@ impl Store {
                 let outcome = if held.hash() != a.hash() {
                     self.write_fork(&mut batch, &a, &mut quarantined);
                     IngestOutcome::Forked
-                } else if held.body.is_none() && !a.is_stub() {
+                } else if held.body.is_none() && !a.is_stub() && held.header.kind != EntryKind::Drill as u8 {
                     let held_hash = held.hash();
                     let v = a.confirm_held(&held_hash).expect("hashes compared equal above");
                     self.write_entry(&mut batch, &mut pending, &v, true)?;
@@ -562,6 +566,63 @@ impl Store {
     }
 
     /// All fork evidence held.
+    /// Ids of the drills this node holds (their start records), oldest first per controller.
+    pub fn drills(&self) -> Result<Vec<EntryId>, StoreError> {
+        let mut out = Vec::new();
+        for kv in self.log.scan_prefix(b"G") {
+            let (k, _) = kv.map_err(|e| self.sled_err(e))?;
+            let (origin, seq, _) = split_name_seq(&k[1..]).ok_or_else(|| self.corrupt("drill key".into()))?;
+            out.push(EntryId { origin, seq });
+        }
+        Ok(out)
+    }
+
+    /// Every record of a drill held here (its start record first), at most `DRILL_RECORDS_MAX`.
+    pub fn drill_records(&self, drill: &EntryId) -> Result<Vec<VerifiedEntry>, StoreError> {
+        let mut prefix = vec![b'D'];
+        put_name_seq(&mut prefix, &drill.origin, drill.seq);
+        let mut out = Vec::new();
+        for kv in self.log.scan_prefix(&prefix).take(DRILL_RECORDS_MAX) {
+            let (k, _) = kv.map_err(|e| self.sled_err(e))?;
+            let (origin, seq, _) =
+                split_name_seq(&k[prefix.len()..]).ok_or_else(|| self.corrupt("drill record key".into()))?;
+            if let Some(v) = self.get(&EntryId { origin, seq })?
+                && v.body().is_some()
+            {
+                out.push(v);
+            }
+        }
+        out.sort_by_key(|v| (v.id() != *drill, v.header().created_ms, v.id()));
+        Ok(out)
+    }
+
+    /// Removes a drill's bodies from this node: each record is kept as a signed stub (chains
+    /// stay whole and verifiable) and the drill disappears from `drills`. Returns the records
+    /// purged. Peers keep their copies until they purge too.
+    pub fn purge_drill(&self, drill: &EntryId) -> Result<usize, StoreError> {
+        let _st = self.lock();
+        self.check_not_failed()?;
+        let mut prefix = vec![b'D'];
+        put_name_seq(&mut prefix, &drill.origin, drill.seq);
+        let mut batch = sled::Batch::default();
+        let mut n = 0;
+        for kv in self.log.scan_prefix(&prefix) {
+            let (k, _) = kv.map_err(|e| self.sled_err(e))?;
+            let (origin, seq, _) =
+                split_name_seq(&k[prefix.len()..]).ok_or_else(|| self.corrupt("drill record key".into()))?;
+            if let Some(v) = self.get(&EntryId { origin: origin.clone(), seq })? {
+                let mut stub = v.entry().clone();
+                stub.body = None;
+                batch.insert(entry_key(&origin, seq), stub.encode());
+                n += 1;
+            }
+            batch.remove(k);
+        }
+        batch.remove(drill_start_key(drill));
+        self.apply_and_commit(batch)?;
+        Ok(n)
+    }
+
     pub fn forks(&self) -> Result<Vec<ForkEvidence>, StoreError> {
         let mut out = Vec::new();
         for kv in self.log.scan_prefix(b"F") {
@@ -646,7 +707,7 @@ impl Store {
     fn check_own(&self, origin: &NodeName, body: &Body, pending: &Pending) -> Result<(), AppendError> {
         body.validate()?;
         match body {
-            Body::Indicator(_) => Ok(()),
+            Body::Indicator(_) | Body::Drill(_) => Ok(()),
             Body::Retraction(r) => {
                 let target = EntryId { origin: origin.clone(), seq: r.target_seq };
                 if !self.is_indicator(&target, pending) {
@@ -722,13 +783,16 @@ impl Store {
             k.push(h.kind);
             batch.insert(k, &c.to_be_bytes());
         }
-        let arrival = pending.arrival;
-        pending.arrival += 1;
-        let mut name_seq = Vec::with_capacity(42);
-        put_name_seq(&mut name_seq, &h.origin, h.seq);
-        batch.insert(arrival_key(arrival), name_seq);
-        batch.insert(n_key, &arrival.to_be_bytes());
-        pending.arrivals.insert((h.origin.clone(), h.seq), arrival);
+        // Drill records stay out of the arrival order that queries and exports walk.
+        if h.kind != EntryKind::Drill as u8 {
+            let arrival = pending.arrival;
+            pending.arrival += 1;
+            let mut name_seq = Vec::with_capacity(42);
+            put_name_seq(&mut name_seq, &h.origin, h.seq);
+            batch.insert(arrival_key(arrival), name_seq);
+            batch.insert(n_key, &arrival.to_be_bytes());
+            pending.arrivals.insert((h.origin.clone(), h.seq), arrival);
+        }
         match v.body() {
             Some(Body::Indicator(ind)) => {
                 let mut k = vec![b'C'];
@@ -752,6 +816,14 @@ impl Store {
                 let mut k = sighting_prefix(&s.indicator.origin, s.indicator.seq);
                 put_name_seq(&mut k, &h.origin, h.seq);
                 batch.insert(k, &s.count.to_be_bytes());
+            }
+            Some(Body::Drill(d)) => {
+                let own = EntryId { origin: h.origin.clone(), seq: h.seq };
+                let drill = d.drill().cloned().unwrap_or_else(|| own.clone());
+                if d.drill().is_none() {
+                    batch.insert(drill_start_key(&drill), &[]);
+                }
+                batch.insert(drill_record_key(&drill, &own), &[]);
             }
             None => {}
         }
@@ -911,6 +983,21 @@ fn arrival_key(arrival: u64) -> Vec<u8> {
 fn retraction_key(origin: &NodeName, target_seq: u64) -> Vec<u8> {
     let mut k = vec![b'R'];
     put_name_seq(&mut k, origin, target_seq);
+    k
+}
+
+/// `G` + drill id: one row per drill started.
+fn drill_start_key(drill: &EntryId) -> Vec<u8> {
+    let mut k = vec![b'G'];
+    put_name_seq(&mut k, &drill.origin, drill.seq);
+    k
+}
+
+/// `D` + drill id + record id: the records of one drill.
+fn drill_record_key(drill: &EntryId, record: &EntryId) -> Vec<u8> {
+    let mut k = vec![b'D'];
+    put_name_seq(&mut k, &drill.origin, drill.seq);
+    put_name_seq(&mut k, &record.origin, record.seq);
     k
 }
 

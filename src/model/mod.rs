@@ -4,6 +4,7 @@
 //! that came through `Indicator::from_input` (or was re-checked with `validate`) is well formed.
 //! Bytes on the wire are `wire`'s business; this module knows nothing of encodings.
 
+pub mod drill;
 mod normalize;
 pub mod time;
 
@@ -585,6 +586,8 @@ pub enum Body {
     Indicator(Indicator),
     Sighting(Sighting),
     Retraction(Retraction),
+    /// A drill record: never an indicator, never queried, exported or correlated.
+    Drill(drill::DrillRecord),
 }
 
 /// The kind of an entry, carried in its signed header. Values are fixed by `proto/PROTOCOL.md`.
@@ -594,6 +597,7 @@ pub enum EntryKind {
     Indicator = 1,
     Sighting = 2,
     Retraction = 3,
+    Drill = 4,
 }
 
 impl EntryKind {
@@ -602,6 +606,7 @@ impl EntryKind {
             1 => Some(EntryKind::Indicator),
             2 => Some(EntryKind::Sighting),
             3 => Some(EntryKind::Retraction),
+            4 => Some(EntryKind::Drill),
             _ => None,
         }
     }
@@ -611,6 +616,7 @@ impl EntryKind {
             EntryKind::Indicator => "indicator",
             EntryKind::Sighting => "sighting",
             EntryKind::Retraction => "retraction",
+            EntryKind::Drill => "drill",
         }
     }
 }
@@ -621,6 +627,7 @@ impl Body {
             Body::Indicator(_) => EntryKind::Indicator,
             Body::Sighting(_) => EntryKind::Sighting,
             Body::Retraction(_) => EntryKind::Retraction,
+            Body::Drill(_) => EntryKind::Drill,
         }
     }
 
@@ -628,7 +635,7 @@ impl Body {
     pub fn audience(&self) -> Audience {
         match self {
             Body::Indicator(i) => i.audience(),
-            Body::Sighting(_) | Body::Retraction(_) => Audience::All,
+            Body::Sighting(_) | Body::Retraction(_) | Body::Drill(_) => Audience::All,
         }
     }
 
@@ -637,6 +644,7 @@ impl Body {
             Body::Indicator(i) => i.validate(),
             Body::Sighting(s) => s.validate(),
             Body::Retraction(r) => r.validate(),
+            Body::Drill(d) => d.validate(),
         }
     }
 }

@@ -1,0 +1,1 @@
+//! Drill scenarios: TOML files parsed and checked with line-numbered errors.
