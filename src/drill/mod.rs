@@ -5,6 +5,7 @@
 //! module reads them back as `Record`s.
 
 pub mod report;
+pub mod runner;
 pub mod scenario;
 
 use crate::log::VerifiedEntry;
