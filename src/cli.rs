@@ -95,6 +95,9 @@ pub enum Command {
         #[command(flatten)]
         api: ApiArgs,
     },
+    /// Readiness drills: run a scenario across the federation, acknowledge, report, simulate.
+    #[command(subcommand)]
+    Drill(DrillCommand),
     /// Show a running node's state: readiness, peers, log heads, counts, quarantined origins.
     Status {
         /// Print the status as JSON.
@@ -102,6 +105,89 @@ pub enum Command {
         json: bool,
         #[command(flatten)]
         api: ApiArgs,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum DrillCommand {
+    /// Start a drill from this node (the controller) and follow it until it ends: which inject
+    /// went out, who received and acknowledged it; then the report summary.
+    Run {
+        /// The scenario file (TOML; see deploy/drills/ and the README).
+        scenario: PathBuf,
+        /// Rehearse N times faster: every offset, deadline and duration divided by N.
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=100))]
+        speed: u32,
+        /// Start the drill and return at once, without following it.
+        #[arg(long)]
+        detach: bool,
+        #[command(flatten)]
+        api: ApiArgs,
+    },
+    /// Acknowledge a situation update as this node's team.
+    Ack {
+        /// The drill id, e.g. ee:42 (`ctix drill list`).
+        drill: String,
+        /// The inject's name in the scenario.
+        inject: String,
+        /// What the team did or decided.
+        #[arg(long, default_value = "")]
+        note: String,
+        #[command(flatten)]
+        api: ApiArgs,
+    },
+    /// List the drills this node knows.
+    List {
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        api: ApiArgs,
+    },
+    /// Abort a running drill (controller only).
+    Abort {
+        drill: String,
+        #[arg(long, default_value = "")]
+        reason: String,
+        #[command(flatten)]
+        api: ApiArgs,
+    },
+    /// Write a drill's after-action report: JSON, Markdown, or one self-contained HTML page with
+    /// an SVG timeline.
+    Report {
+        drill: String,
+        #[arg(long, default_value = "md")]
+        format: String,
+        /// Write to FILE instead of standard output.
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+        #[command(flatten)]
+        api: ApiArgs,
+    },
+    /// Remove a finished drill's data from this node (kept as signed stubs so chains verify).
+    Purge {
+        drill: String,
+        #[command(flatten)]
+        api: ApiArgs,
+    },
+    /// Run a scenario on a simulated federation (no network, simulated clock, reproducible by
+    /// seed) and write its report.
+    Simulate {
+        scenario: PathBuf,
+        /// Federation size: the scenario's participants plus NATO/EU members up to N (max 64).
+        #[arg(long)]
+        nodes: Option<usize>,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// One-way link latency range in ms, e.g. 5-40 (default: from the distance between capitals).
+        #[arg(long, value_name = "A-B")]
+        latency_ms: Option<String>,
+        /// Probability that a message is lost, 0 to 0.5.
+        #[arg(long, default_value_t = 0.0)]
+        loss: f64,
+        #[arg(long, default_value = "md")]
+        format: String,
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
     },
 }
 
@@ -305,13 +391,21 @@ pub fn run(cli: Cli) -> Result<()> {
         }
         Command::Ca(CaCommand::Init { dir, federation, days }) => {
             let p = pki::ca_init(&dir, &federation, days)?;
-            println!("wrote {} (public) and {} (mode 0600): keep the CA key offline", p.cert.display(), p.key.display());
+            println!(
+                "wrote {} (public) and {} (mode 0600): keep the CA key offline",
+                p.cert.display(),
+                p.key.display()
+            );
             Ok(())
         }
         Command::Ca(CaCommand::Issue { name, ca_dir, out_dir, days }) => {
             NodeName::new(&name)?;
             let p = pki::ca_issue(&ca_dir, &name, &out_dir, days)?;
-            println!("wrote {} (public) and {} (mode 0600): install both on node {name}", p.cert.display(), p.key.display());
+            println!(
+                "wrote {} (public) and {} (mode 0600): install both on node {name}",
+                p.cert.display(),
+                p.key.display()
+            );
             Ok(())
         }
         Command::Run { config } => run_node(&config),
@@ -368,6 +462,7 @@ pub fn run(cli: Cli) -> Result<()> {
             client::sight(&api.connect(Access::Write)?, &id, &req)
         }
         Command::Status { json, api } => client::status(&api.connect(Access::Read)?, json),
+        Command::Drill(_cmd) => bail!("drill commands: not wired yet"),
     }
 }
 

@@ -170,6 +170,41 @@ impl Api {
         self.decode(reply)
     }
 
+    /// `GET path` with query `params`, decoded from JSON.
+    pub fn get_json<T: DeserializeOwned>(&self, path: &str, params: &[(&str, String)]) -> Result<T> {
+        let reply = self.get(path, params)?;
+        self.decode(reply)
+    }
+
+    /// `GET path` with query `params`, as text (reports in Markdown or HTML).
+    pub fn get_text(&self, path: &str, params: &[(&str, String)]) -> Result<String> {
+        let reply = self.get(path, params)?;
+        if !(200..300).contains(&reply.status) {
+            return Err(self.failure(&reply));
+        }
+        String::from_utf8(reply.body)
+            .map_err(|_| anyhow!("the ctix API at {} answered with text that is not UTF-8", self.base))
+    }
+
+    /// `POST path` with a JSON body, answer decoded from JSON.
+    pub fn post_json<T: DeserializeOwned>(&self, path: &str, body: &impl Serialize) -> Result<T> {
+        let reply = self.post(path, body)?;
+        self.decode(reply)
+    }
+
+    /// `DELETE path`, answer decoded from JSON.
+    pub fn delete_json<T: DeserializeOwned>(&self, path: &str) -> Result<T> {
+        let url = format!("{}{path}", self.base);
+        let reply = self.exchange(|| self.agent.delete(&url).header("Authorization", self.auth()).call())?;
+        self.decode(reply)
+    }
+
+    fn get(&self, path: &str, params: &[(&str, String)]) -> Result<Reply> {
+        let url = format!("{}{path}", self.base);
+        let pairs = params.iter().map(|(k, v)| (*k, v.as_str()));
+        self.exchange(|| self.agent.get(&url).header("Authorization", self.auth()).query_pairs(pairs.clone()).call())
+    }
+
     fn auth(&self) -> String {
         format!("Bearer {}", self.token)
     }

@@ -21,7 +21,11 @@ use anyhow::{Context, Result, anyhow, bail};
 
 use crate::client::Api;
 use crate::config::{Config, Role};
+use crate::drill::Record;
+use crate::drill::report::Report;
+use crate::model::drill::{DrillRecord, Inject, InjectAction, Objective, ObjectiveKind, Scenario};
 use crate::model::{EntryId, IndicatorInput, NodeName};
+use crate::model::{IndicatorType, Tlp};
 use crate::node::{self, Running};
 use crate::view::{SightRequest, SubmitRequest, SubmitResponse};
 
@@ -38,7 +42,7 @@ pub fn run(dir: Option<&Path>, base_port: u16) -> Result<()> {
         None => tempdir()?,
     };
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-    let result = rt.block_on(demo(&dir, base_port));
+    let result = rt.block_on(demo(&dir, base_port, !tmp_used));
     if tmp_used {
         let _ = std::fs::remove_dir_all(&dir);
     }
@@ -58,7 +62,7 @@ struct Member {
     ro: Arc<Api>,
 }
 
-async fn demo(dir: &Path, base_port: u16) -> Result<()> {
+async fn demo(dir: &Path, base_port: u16, keep: bool) -> Result<()> {
     let names: Vec<NodeName> = ["ee", "lv", "lt"].iter().map(|n| NodeName::new(n).expect("valid")).collect();
     println!("== 1. dev federation: CA, node keys, TLS certificates, roster in {}", dir.display());
     let fed = crate::devfed::generate(dir, &names, base_port).map_err(anyhow::Error::msg)?;
@@ -80,14 +84,18 @@ async fn demo(dir: &Path, base_port: u16) -> Result<()> {
         let ro = Arc::new(Api::new(&url, &ro_token)?);
         nodes.insert(name.to_string(), Member { run, rw, ro });
     }
-    let result = scenario(&nodes, &fed).await;
+    let result = scenario(&nodes, &fed, keep.then_some(dir)).await;
     for (_, n) in nodes {
         n.run.stop().await;
     }
     result
 }
 
-async fn scenario(nodes: &BTreeMap<String, Member>, fed: &crate::devfed::DevFederation) -> Result<()> {
+async fn scenario(
+    nodes: &BTreeMap<String, Member>,
+    fed: &crate::devfed::DevFederation,
+    report_dir: Option<&Path>,
+) -> Result<()> {
     wait_connected(nodes).await?;
     println!("   all three nodes connected (mutual TLS against the dev CA, ALPN ctix/1)");
 
@@ -216,7 +224,10 @@ async fn scenario(nodes: &BTreeMap<String, Member>, fed: &crate::devfed::DevFede
     nodes["ee"].run.handle.set_blocked(lt.clone(), false).await?;
     nodes["lt"].run.handle.set_blocked(ee.clone(), false).await?;
 
-    println!("\n== 6. every store re-verified: signatures, body hashes, chains");
+    println!("\n== 6. a short readiness drill: a wave, a communication check, a cut link, a relayed wave");
+    let drill = run_drill(nodes).await?;
+
+    println!("\n== 7. every store re-verified: signatures, body hashes, chains");
     let roster = Config::load(&fed.nodes[0].1)?.roster;
     let reference = nodes["ee"].run.handle.store.heads();
     let mut verified = Vec::new();
@@ -248,10 +259,86 @@ async fn scenario(nodes: &BTreeMap<String, Member>, fed: &crate::devfed::DevFede
         pct(0.5),
         pct(1.0)
     );
-    println!(
-        "ok: the federation converged. Drill mode is not built yet; try `ctix dev-federation` and the README's CLI walk-through next."
-    );
+    for line in crate::drill::report::summary(&drill).lines() {
+        println!("   drill: {line}");
+    }
+    if let Some(dir) = report_dir {
+        let path = dir.join("drill-report.html");
+        std::fs::write(&path, crate::drill::report::to_html(&drill))
+            .with_context(|| format!("writing {}", path.display()))?;
+        println!("   drill report with its timeline: {}", path.display());
+    }
+    println!("ok: the federation converged. Next: `ctix dev-federation` and the README's walk-through.");
     Ok(())
+}
+
+/// The demo's drill, built in code so the demo needs no files: about eight seconds long.
+fn demo_scenario() -> Result<Scenario> {
+    let n = |s: &str| NodeName::new(s).map_err(anyhow::Error::from);
+    let s = Scenario {
+        name: "demo-drill".into(),
+        description: "a wave from LV, a communication check, the EE-LT link cut while EE sends".into(),
+        participants: vec![n("ee")?, n("lt")?, n("lv")?],
+        objectives: vec![
+            Objective { name: "delivery-1s".into(), kind: ObjectiveKind::Delivery, within_ms: 1_000 },
+            Objective { name: "ack-3s".into(), kind: ObjectiveKind::Ack, within_ms: 3_000 },
+            Objective { name: "relay-2s".into(), kind: ObjectiveKind::Relay, within_ms: 2_000 },
+        ],
+        injects: vec![
+            Inject {
+                name: "wave-lv".into(),
+                at_ms: 0,
+                from: Some(n("lv")?),
+                action: InjectAction::Indicators {
+                    count: 20,
+                    types: vec![IndicatorType::Ipv4, IndicatorType::Domain, IndicatorType::Sha256],
+                    tlp: Tlp::Amber,
+                },
+            },
+            Inject {
+                name: "comms".into(),
+                at_ms: 1_000,
+                from: None,
+                action: InjectAction::CommCheck { text: "all CERTs: confirm your node is up".into(), within_ms: 3_000 },
+            },
+            Inject {
+                name: "cut-ee-lt".into(),
+                at_ms: 2_000,
+                from: None,
+                action: InjectAction::CutLink { a: n("ee")?, b: n("lt")?, duration_ms: 3_000 },
+            },
+            Inject {
+                name: "wave-ee".into(),
+                at_ms: 3_000,
+                from: Some(n("ee")?),
+                action: InjectAction::Indicators { count: 20, types: vec![IndicatorType::Url], tlp: Tlp::Green },
+            },
+        ],
+    };
+    s.validate()?;
+    Ok(s)
+}
+
+/// Runs the demo drill from EE and returns EE's report once the drill has ended.
+async fn run_drill(nodes: &BTreeMap<String, Member>) -> Result<Report> {
+    let ee = &nodes["ee"].run;
+    let id = ee.handle.drill_start(demo_scenario()?).await?;
+    println!("   drill {id} started from EE; participants follow the scenario in its start record");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let records: Vec<Record> = ee.handle.store.drill_records(&id)?.iter().filter_map(Record::from_entry).collect();
+        if records.iter().any(|r| matches!(r.record, DrillRecord::End { .. })) {
+            // The last receipts may still be on their way to EE.
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            let records: Vec<Record> =
+                ee.handle.store.drill_records(&id)?.iter().filter_map(Record::from_entry).collect();
+            return Ok(crate::drill::report::build(&records, crate::now_ms(), &[])?);
+        }
+        if Instant::now() > deadline {
+            bail!("drill {id} did not end within 60 s");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 /// Runs a blocking API call off the async workers.

@@ -13,7 +13,11 @@ use ed25519_dalek::SigningKey;
 use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::config::{Config, OnNoPeers};
+use crate::drill::Record;
+use crate::drill::runner::{DrillError, DrillSummary, Output as DrillOutput, Runner};
 use crate::log::{self, ChainTip, VerifiedEntry};
+use crate::model::EntryId;
+use crate::model::drill::Scenario;
 use crate::model::{Body, NodeName};
 use crate::net::{Net, NetConfig, NetEvent, close_code};
 use crate::pki;
@@ -47,6 +51,9 @@ pub enum NodeError {
     /// The node has stopped.
     #[error("node is shutting down")]
     Stopped,
+    /// A drill command was refused.
+    #[error(transparent)]
+    Drill(#[from] DrillError),
 }
 
 /// What this node knows of one roster peer.
@@ -90,6 +97,11 @@ enum Command {
     Append { bodies: Vec<Body>, reply: AppendReply },
     Status { reply: oneshot::Sender<Status> },
     SetBlocked { peer: NodeName, blocked: bool },
+    DrillStart { scenario: Box<Scenario>, reply: oneshot::Sender<Result<EntryId, NodeError>> },
+    DrillAck { drill: EntryId, inject: String, note: String, reply: oneshot::Sender<Result<EntryId, NodeError>> },
+    DrillAbort { drill: EntryId, reason: String, reply: oneshot::Sender<Result<EntryId, NodeError>> },
+    DrillList { reply: oneshot::Sender<Vec<DrillSummary>> },
+    DrillPurge { drill: EntryId, reply: oneshot::Sender<Result<usize, NodeError>> },
 }
 
 /// A cheap, cloneable handle on a running node.
@@ -111,6 +123,37 @@ impl NodeHandle {
     pub async fn status(&self) -> Result<Status, NodeError> {
         let (reply, rx) = oneshot::channel();
         self.cmds.send(Command::Status { reply }).await.map_err(|_| NodeError::Stopped)?;
+        rx.await.map_err(|_| NodeError::Stopped)
+    }
+
+    /// Starts a drill with this node as its controller; resolves with the drill id once the start
+    /// record is durable.
+    pub async fn drill_start(&self, scenario: Scenario) -> Result<EntryId, NodeError> {
+        self.ask(|reply| Command::DrillStart { scenario: Box::new(scenario), reply }).await?
+    }
+
+    /// An operator's acknowledgement of a situation update; resolves with the ack's entry id.
+    pub async fn drill_ack(&self, drill: EntryId, inject: String, note: String) -> Result<EntryId, NodeError> {
+        self.ask(|reply| Command::DrillAck { drill, inject, note, reply }).await?
+    }
+
+    /// Aborts a drill this node controls; resolves with the end record's id.
+    pub async fn drill_abort(&self, drill: EntryId, reason: String) -> Result<EntryId, NodeError> {
+        self.ask(|reply| Command::DrillAbort { drill, reason, reply }).await?
+    }
+
+    pub async fn drill_list(&self) -> Result<Vec<DrillSummary>, NodeError> {
+        self.ask(|reply| Command::DrillList { reply }).await
+    }
+
+    /// Removes a finished drill's bodies from this node; returns the records purged.
+    pub async fn drill_purge(&self, drill: EntryId) -> Result<usize, NodeError> {
+        self.ask(|reply| Command::DrillPurge { drill, reply }).await?
+    }
+
+    async fn ask<T>(&self, cmd: impl FnOnce(oneshot::Sender<T>) -> Command) -> Result<T, NodeError> {
+        let (reply, rx) = oneshot::channel();
+        self.cmds.send(cmd(reply)).await.map_err(|_| NodeError::Stopped)?;
         rx.await.map_err(|_| NodeError::Stopped)
     }
 
@@ -187,6 +230,12 @@ pub async fn start(cfg: Config) -> Result<Running, NodeError> {
     let quic_addr = net.local_addr().map_err(|source| StoreError::Io { path: "quic socket".into(), source })?;
     let (cmd_tx, cmd_rx) = mpsc::channel(COMMANDS_QUEUE_MAX);
     let (shutdown, shutdown_rx) = watch::channel(false);
+    let mut drill = Runner::new(cfg.node.clone(), cfg.roster.names().cloned(), cfg.drill_allow_faults);
+    let now = crate::now_ms();
+    for id in store.drills()? {
+        let records: Vec<Record> = store.drill_records(&id)?.iter().filter_map(Record::from_entry).collect();
+        drill.restore(now, &records);
+    }
     let alone = cfg.roster.len() == 1;
     let actor = Actor {
         started_ms: crate::now_ms(),
@@ -200,6 +249,7 @@ pub async fn start(cfg: Config) -> Result<Running, NodeError> {
         counters: Counters::default(),
         connected: BTreeSet::new(),
         last_seen: BTreeMap::new(),
+        drill,
     };
     let name = actor.cfg.node.clone();
     let tokens = actor.cfg.api_tokens.clone();
@@ -223,6 +273,7 @@ struct Actor {
     counters: Counters,
     connected: BTreeSet<NodeName>,
     last_seen: BTreeMap<NodeName, u64>,
+    drill: Runner,
 }
 
 impl Actor {
@@ -241,9 +292,14 @@ impl Actor {
                 _ = shutdown.changed() => break,
                 Some(ev) = events.recv() => self.on_net(ev),
                 Some(cmd) = cmds.recv() => self.on_command(cmd, &mut cmds).await,
-                _ = tick.tick() => self.sync.handle_timeout(crate::now_ms()),
+                _ = tick.tick() => {
+                    let now = crate::now_ms();
+                    self.sync.handle_timeout(now);
+                    self.drill.tick(now);
+                }
             }
             self.drive().await;
+            self.drive_drill().await;
             self.check_ready().await;
         }
         tracing::info!(node = %self.cfg.node, "node shutting down");
@@ -335,6 +391,105 @@ impl Actor {
                 });
             }
             Command::SetBlocked { peer, blocked } => self.net.set_blocked(&peer, blocked),
+            Command::DrillStart { scenario, reply } => {
+                let body = self.drill.start(crate::now_ms(), *scenario);
+                self.append_for(body, reply);
+            }
+            Command::DrillAck { drill, inject, note, reply } => {
+                let body = self.drill.ack(crate::now_ms(), &drill, &inject, &note);
+                self.append_for(body, reply);
+            }
+            Command::DrillAbort { drill, reason, reply } => {
+                let body = self.drill.abort(&drill, &reason);
+                self.append_for(body, reply);
+            }
+            Command::DrillList { reply } => {
+                let _ = reply.send(self.drill.list());
+            }
+            Command::DrillPurge { drill, reply } => {
+                let running = self.drill.list().into_iter().any(|d| d.id == drill && d.state == "running");
+                if running {
+                    let _ = reply.send(Err(NodeError::Drill(DrillError::Running(drill))));
+                    return;
+                }
+                match self.store.purge_drill(&drill) {
+                    Ok(0) => {
+                        let _ = reply.send(Err(NodeError::Drill(DrillError::Unknown(drill))));
+                    }
+                    Ok(n) => {
+                        self.drill.forget(&drill);
+                        let _ = reply.send(Ok(n));
+                    }
+                    Err(e) => {
+                        let _ = reply.send(Err(e.into()));
+                    }
+                }
+            }
+        }
+    }
+
+    /// Queues one drill record for the next group commit; `reply` gets its entry id once durable.
+    fn append_for(&mut self, body: Result<Body, DrillError>, reply: oneshot::Sender<Result<EntryId, NodeError>>) {
+        let body = match body {
+            Ok(b) => b,
+            Err(e) => {
+                let _ = reply.send(Err(e.into()));
+                return;
+            }
+        };
+        if self.pending.len() >= PENDING_APPENDS_MAX {
+            let _ = reply.send(Err(NodeError::NotReady("append queue full: retry shortly".into())));
+            return;
+        }
+        let (tx, rx) = oneshot::channel();
+        self.pending.push_back((vec![body], tx));
+        tokio::spawn(async move {
+            let result = match rx.await {
+                Ok(Ok(mut results)) => match results.pop() {
+                    Some(Ok(v)) => Ok(v.id()),
+                    Some(Err(e)) => Err(NodeError::NotReady(format!("the drill record was refused: {e}"))),
+                    None => Err(NodeError::Stopped),
+                },
+                Ok(Err(e)) => Err(e),
+                Err(_) => Err(NodeError::Stopped),
+            };
+            let _ = reply.send(result);
+        });
+    }
+
+    /// Carries out the drill machine's outputs: its records go into the next group commit (they
+    /// are acknowledged to nobody), its faults to the transport.
+    async fn drive_drill(&mut self) {
+        loop {
+            let mut appended = false;
+            while let Some(o) = self.drill.poll() {
+                match o {
+                    DrillOutput::Append(bodies) => {
+                        if self.pending.len() >= PENDING_APPENDS_MAX {
+                            tracing::error!("append queue full: a drill record was dropped");
+                            continue;
+                        }
+                        let (tx, _) = oneshot::channel();
+                        self.pending.push_back((bodies, tx));
+                        appended = true;
+                    }
+                    DrillOutput::Block { peer, blocked } => {
+                        if self.cfg.blocked_peers.contains(&peer) {
+                            continue; // blocked by the operator: a drill never unblocks it
+                        }
+                        tracing::info!(%peer, blocked, "drill fault");
+                        self.net.set_blocked(&peer, blocked);
+                    }
+                }
+            }
+            if !appended && self.pending.is_empty() {
+                return;
+            }
+            if !self.ready {
+                return;
+            }
+            self.flush_appends().await;
+            self.drive().await;
         }
     }
 
@@ -363,7 +518,11 @@ impl Actor {
             Ok(results) => {
                 let stored: Vec<VerifiedEntry> = results.iter().filter_map(|r| r.as_ref().ok().cloned()).collect();
                 self.counters.appended += stored.len() as u64;
-                self.sync.stored(crate::now_ms(), None, &stored);
+                let now = crate::now_ms();
+                self.sync.stored(now, None, &stored);
+                for r in stored.iter().filter_map(Record::from_entry) {
+                    self.drill.stored(now, None, &r);
+                }
                 let mut it = results.into_iter();
                 for (n, reply) in requests {
                     let _ = reply.send(Ok(it.by_ref().take(n).collect()));
@@ -436,6 +595,9 @@ impl Actor {
                     }
                 }
                 self.counters.stored_from_peers += stored.len() as u64;
+                for r in stored.iter().filter_map(Record::from_entry) {
+                    self.drill.stored(now, Some(&from), &r);
+                }
                 self.sync.ingested(now, &from, reply_to, &stored, &forked);
             }
             Err(e) => {

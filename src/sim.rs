@@ -3,7 +3,10 @@
 //!
 //! Everything random comes from one seed, so a failing run replays exactly. Each node keeps an
 //! in-memory log (`MemLog`) with the store's acceptance rules: real signatures, real chain checks,
-//! redacted stubs, forks kept apart. Used by the simulation tests and, later, `drill simulate`.
+//! redacted stubs, forks kept apart. Used by the simulation tests and by `drill simulate`
+//! (`drill::simulate`), which drives it step by step: per-link delays (`SimConfig::link_delay_ms`),
+//! a record of what each node stored and from whom (`record_stored`, `take_stored`), links cut and
+//! restored one by one (`cut_link`, `restore_link`).
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap};
@@ -76,6 +79,13 @@ impl MemLog {
             .collect()
     }
 
+    /// Whether this very entry is held: same position and hash, and a body if it has one.
+    fn holds(&self, e: &SignedEntry) -> bool {
+        let seq = e.header.seq as usize;
+        let held = self.logs.get(&e.header.origin).and_then(|l| l.get(seq.wrapping_sub(1)));
+        held.is_some_and(|h| h.hash() == e.hash() && (h.entry().body.is_some() || e.body.is_none()))
+    }
+
     pub fn append(&mut self, key: &SigningKey, me: &NodeName, now: u64, body: Body) -> VerifiedEntry {
         let tip = self.heads().get(me).copied();
         let v = VerifiedEntry::sign_own(key, me, tip.as_ref(), now, body);
@@ -88,6 +98,10 @@ impl MemLog {
         let mut stored = Vec::new();
         let mut forked = Vec::new();
         let mut rejected = 0;
+        // What is held already, exactly so, changes nothing: skip its signature check, the bulk of
+        // the work when every node relays every entry to every peer. (The store checks first and
+        // counts a forged duplicate as rejected; honest runs send none.)
+        let entries: Vec<SignedEntry> = entries.into_iter().filter(|e| !self.holds(e)).collect();
         for r in log::authenticate_batch(roster, entries) {
             let Ok(a) = r else {
                 rejected += 1;
@@ -140,6 +154,9 @@ pub struct SimConfig {
     pub duplicate: f64,
     /// One-way delay range; random delays reorder messages.
     pub delay_ms: (u64, u64),
+    /// One-way delay ranges of single links (unordered pairs of node indices, lower index
+    /// first), overriding `delay_ms` for those links. `None`: every link uses `delay_ms`.
+    pub link_delay_ms: Option<BTreeMap<(usize, usize), (u64, u64)>>,
     /// Per-second probability of cutting a random link / healing one.
     pub partition: f64,
     /// Per-second probability of restarting a random node (it keeps its log, loses sync state).
@@ -151,6 +168,13 @@ pub struct SimConfig {
     /// Time allowed after healing to converge, simulated ms.
     pub heal_ms_max: u64,
     pub tick_ms: u64,
+    /// How often each node's replication timer fires (`Sync::handle_timeout`), a multiple of
+    /// `tick_ms`; a live node's is `node::TICK_MS`.
+    pub timer_ms: u64,
+    /// Skip `Sync::ingested` for a pushed batch that stored nothing (every entry a duplicate):
+    /// all it would do is plan requests again, which the next timer does too. In a large
+    /// federation every node relays every entry to every peer, so this is most of the work.
+    pub skip_duplicate_pushes: bool,
     pub sync: SyncConfig,
 }
 
@@ -162,15 +186,53 @@ impl SimConfig {
             drop: 0.05,
             duplicate: 0.05,
             delay_ms: (1, 80),
+            link_delay_ms: None,
             partition: 0.3,
             restart: 0.1,
             append_rate: 4.0,
             fault_ms: 15_000,
             heal_ms_max: 120_000,
             tick_ms: 50,
+            timer_ms: 50,
+            skip_duplicate_pushes: false,
             sync: SyncConfig::default(),
         }
     }
+
+    /// A federation without random faults or workload (no drops, duplicates, partitions,
+    /// restarts or appends), ticking every 10 ms with the live node's 50 ms replication timer,
+    /// duplicate pushes skipped: the caller appends and cuts links itself.
+    pub fn quiet(seed: u64, nodes: Vec<NodeName>) -> SimConfig {
+        SimConfig {
+            seed,
+            nodes,
+            drop: 0.0,
+            duplicate: 0.0,
+            delay_ms: (1, 80),
+            link_delay_ms: None,
+            partition: 0.0,
+            restart: 0.0,
+            append_rate: 0.0,
+            fault_ms: 0,
+            heal_ms_max: 120_000,
+            tick_ms: 10,
+            timer_ms: 50,
+            skip_duplicate_pushes: true,
+            sync: SyncConfig::default(),
+        }
+    }
+}
+
+/// One entry newly stored at one node (recorded only after `Sim::record_stored(true)`).
+#[derive(Debug, Clone)]
+pub struct Stored {
+    /// Simulated time it was stored: the append, or the delivery of the message carrying it.
+    pub at_ms: u64,
+    /// Index of the node that stored it.
+    pub node: usize,
+    /// The peer whose message carried it; `None` for the node's own append.
+    pub from: Option<NodeName>,
+    pub entry: VerifiedEntry,
 }
 
 struct SimNode {
@@ -208,6 +270,8 @@ pub struct Sim {
     nodes: Vec<SimNode>,
     rng: Rng,
     now: u64,
+    /// When the replication timers fire next.
+    timer_at: u64,
     queue: BinaryHeap<Reverse<(u64, u64)>>,
     msgs: HashMap<u64, InFlightMsg>,
     next_msg: u64,
@@ -220,6 +284,9 @@ pub struct Sim {
     appended_at: HashMap<EntryId, u64>,
     delivered: BTreeSet<(EntryId, usize)>,
     pub stats: SimStats,
+    /// Whether stores are recorded in `stored` (off by default: long runs pay nothing).
+    record_stored: bool,
+    stored: Vec<Stored>,
 }
 
 /// Deterministic test key of a simulated node.
@@ -237,6 +304,12 @@ fn pair(a: usize, b: usize) -> (usize, usize) {
 
 impl Sim {
     pub fn new(cfg: SimConfig) -> Sim {
+        assert!(cfg.delay_ms.0 <= cfg.delay_ms.1, "delay range {:?} is inverted", cfg.delay_ms);
+        assert!(cfg.tick_ms > 0 && cfg.timer_ms.is_multiple_of(cfg.tick_ms), "timer_ms is a multiple of tick_ms");
+        for (&(a, b), &(lo, hi)) in cfg.link_delay_ms.iter().flatten() {
+            assert!(a < b && b < cfg.nodes.len(), "link ({a}, {b}) is not a pair of nodes, lower index first");
+            assert!(lo <= hi, "delay range ({lo}, {hi}) of link ({a}, {b}) is inverted");
+        }
         let roster = Roster::new(cfg.nodes.iter().enumerate().map(|(i, n)| Member {
             name: n.clone(),
             public_key: sim_key(n).verifying_key(),
@@ -260,6 +333,7 @@ impl Sim {
             nodes,
             rng,
             now: 1_000_000,
+            timer_at: 1_000_000,
             queue: BinaryHeap::new(),
             msgs: HashMap::new(),
             next_msg: 0,
@@ -269,6 +343,8 @@ impl Sim {
             appended_at: HashMap::new(),
             delivered: BTreeSet::new(),
             stats: SimStats::default(),
+            record_stored: false,
+            stored: Vec::new(),
         };
         sim.reconnect_all();
         sim
@@ -280,6 +356,42 @@ impl Sim {
 
     pub fn now(&self) -> u64 {
         self.now
+    }
+
+    pub fn roster(&self) -> &Roster {
+        &self.roster
+    }
+
+    /// The node names, by index.
+    pub fn names(&self) -> Vec<NodeName> {
+        self.nodes.iter().map(|n| n.name.clone()).collect()
+    }
+
+    /// The index of a node.
+    pub fn index(&self, name: &NodeName) -> Option<usize> {
+        self.nodes.iter().position(|n| n.name == *name)
+    }
+
+    /// Starts (or stops) recording every entry a node newly stores, for `take_stored`.
+    pub fn record_stored(&mut self, on: bool) {
+        self.record_stored = on;
+        if !on {
+            self.stored.clear();
+        }
+    }
+
+    /// What the nodes stored since the last call, in the order they stored it.
+    pub fn take_stored(&mut self) -> Vec<Stored> {
+        std::mem::take(&mut self.stored)
+    }
+
+    /// Whether every node holds every appended entry: the same head for every origin as the
+    /// entries appended (cheaper than `check`, which also compares every entry and body).
+    pub fn converged(&self) -> bool {
+        self.nodes.iter().all(|n| {
+            n.log.heads().len() == self.truth.len()
+                && self.truth.iter().all(|(o, t)| n.log.log(o).last().map(|e| e.hash()) == t.last().map(|e| e.hash()))
+        })
     }
 
     /// Runs the faulty phase, heals everything, and runs until converged. Returns an error
@@ -304,22 +416,49 @@ impl Sim {
 
     /// Appends an entry at node `i` now.
     pub fn append(&mut self, i: usize, body: Body) {
-        let now = self.now;
-        let n = &mut self.nodes[i];
-        let v = n.log.append(&n.key.clone(), &n.name.clone(), now, body);
-        n.sync.stored(now, None, std::slice::from_ref(&v));
-        self.appended_at.insert(v.id(), now);
-        self.delivered.insert((v.id(), i));
-        self.truth.entry(n.name.clone()).or_default().push(v);
-        self.stats.appended += 1;
-        self.drain(i);
+        self.append_batch(i, vec![body]);
     }
 
-    /// Cuts the link between nodes `a` and `b` until healed.
+    /// Appends entries at node `i` now, in order, as one group commit: replication hears of
+    /// them together, so a peer gets them in one message. Returns their ids.
+    pub fn append_batch(&mut self, i: usize, bodies: Vec<Body>) -> Vec<EntryId> {
+        let now = self.now;
+        let n = &mut self.nodes[i];
+        let (key, name) = (n.key.clone(), n.name.clone());
+        let written: Vec<VerifiedEntry> = bodies.into_iter().map(|b| n.log.append(&key, &name, now, b)).collect();
+        n.sync.stored(now, None, &written);
+        let mut ids = Vec::with_capacity(written.len());
+        for v in written {
+            ids.push(v.id());
+            self.appended_at.insert(v.id(), now);
+            self.delivered.insert((v.id(), i));
+            if self.record_stored {
+                self.stored.push(Stored { at_ms: now, node: i, from: None, entry: v.clone() });
+            }
+            self.truth.entry(name.clone()).or_default().push(v);
+            self.stats.appended += 1;
+        }
+        self.drain(i);
+        ids
+    }
+
+    /// Cuts the link between nodes `a` and `b` until healed or restored.
     pub fn cut_link(&mut self, a: usize, b: usize) {
         self.cut.insert(pair(a, b));
         self.set_connected(a, b, false);
         self.stats.cuts += 1;
+    }
+
+    /// Undoes `cut_link(a, b)`: the pair reconnects (a fresh connection, `Hello` first).
+    pub fn restore_link(&mut self, a: usize, b: usize) {
+        if self.cut.remove(&pair(a, b)) {
+            self.set_connected(a, b, true);
+        }
+    }
+
+    /// Sets the probability that a message is lost, from now on.
+    pub fn set_drop(&mut self, p: f64) {
+        self.cfg.drop = p;
     }
 
     /// Restores every link and reconnects every pair.
@@ -328,6 +467,28 @@ impl Sim {
         self.cfg.drop = 0.0;
         self.cfg.duplicate = 0.0;
         self.reconnect_all();
+    }
+
+    /// When something is next due: a message delivery, or a node's replication timer
+    /// (`Sync::poll_timeout`, on the `timer_ms` grid); `u64::MAX` when nothing is. A caller that
+    /// drives the sim with `step(false)` may skip to it with `idle_until`.
+    pub fn next_due_ms(&self) -> u64 {
+        let message = self.queue.peek().map_or(u64::MAX, |Reverse((at, _))| *at);
+        if message <= self.now + self.cfg.tick_ms {
+            return message; // busy: spare the timers' scan
+        }
+        let timers = self.nodes.iter().map(|n| n.sync.poll_timeout()).min().unwrap_or(u64::MAX);
+        message.min(timers.max(self.timer_at))
+    }
+
+    /// Moves the clock on by whole ticks, doing nothing, while the next tick would still end
+    /// before `t`, so that the next `step` covers `t`. For a caller that knows nothing is due
+    /// before `t` (`next_due_ms`): a quiet federation then costs nothing per simulated second.
+    pub fn idle_until(&mut self, t: u64) {
+        let tick = self.cfg.tick_ms;
+        if t > self.now + tick {
+            self.now += (t - self.now - 1) / tick * tick;
+        }
     }
 
     /// Advances one tick, injecting faults and workload if `faults`.
@@ -365,10 +526,13 @@ impl Sim {
                 self.restart(i);
             }
         }
-        for i in 0..self.nodes.len() {
-            let now = self.now;
-            self.nodes[i].sync.handle_timeout(now);
-            self.drain(i);
+        if self.now >= self.timer_at {
+            self.timer_at = self.now + self.cfg.timer_ms;
+            for i in 0..self.nodes.len() {
+                let now = self.now;
+                self.nodes[i].sync.handle_timeout(now);
+                self.drain(i);
+            }
         }
     }
 
@@ -461,8 +625,15 @@ impl Sim {
                         {
                             self.stats.delivery_ms.push(now - at);
                         }
+                        if self.record_stored {
+                            let from = Some(from.clone());
+                            self.stored.push(Stored { at_ms: now, node: i, from, entry: v.clone() });
+                        }
                     }
-                    n.sync.ingested(now, &from, reply_to, &stored, &forked);
+                    let duplicates = reply_to.is_none() && stored.is_empty() && forked.is_empty();
+                    if !(duplicates && self.cfg.skip_duplicate_pushes) {
+                        n.sync.ingested(now, &from, reply_to, &stored, &forked);
+                    }
                 }
                 Action::Disconnect { peer, .. } => {
                     if let Some(j) = self.index(&peer) {
@@ -483,18 +654,15 @@ impl Sim {
             return;
         }
         let copies = if self.rng.chance(self.cfg.duplicate) { 2 } else { 1 };
+        let link = self.cfg.link_delay_ms.as_ref().and_then(|m| m.get(&pair(from, to)));
+        let (lo, hi) = link.copied().unwrap_or(self.cfg.delay_ms);
         for _ in 0..copies {
-            let (lo, hi) = self.cfg.delay_ms;
             let at = self.now + lo + self.rng.below(hi - lo + 1);
             let id = self.next_msg;
             self.next_msg += 1;
             self.msgs.insert(id, InFlightMsg { from, to, epoch, msg: msg.clone() });
             self.queue.push(Reverse((at, id)));
         }
-    }
-
-    fn index(&self, name: &NodeName) -> Option<usize> {
-        self.nodes.iter().position(|n| n.name == *name)
     }
 
     fn random_body(&mut self, i: usize) -> Body {

@@ -196,3 +196,71 @@ pub struct PeerView {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lag_entries: Option<u64>,
 }
+
+/// `POST /api/v1/drills` body: the scenario file's TOML text.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DrillStartRequest {
+    pub scenario: String,
+    /// Rehearse N times faster (1 to 100; default 1): offsets, deadlines and durations divided.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub speed: Option<u32>,
+}
+
+/// The answer to starting a drill (201).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DrillStarted {
+    /// The drill id: the start record's entry id, e.g. `ee:42`.
+    pub id: String,
+    pub name: String,
+    /// When offset 0 is, RFC 3339.
+    pub start: String,
+    /// When the drill ends at the latest, RFC 3339.
+    pub end: String,
+}
+
+/// One drill in `GET /api/v1/drills`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DrillView {
+    pub id: String,
+    pub name: String,
+    pub controller: String,
+    /// `running`, `completed` or `aborted`.
+    pub state: String,
+    pub start: String,
+    pub end: String,
+    /// Whether this node takes part.
+    pub participant: bool,
+}
+
+/// `GET /api/v1/drills` answer.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DrillList {
+    pub drills: Vec<DrillView>,
+}
+
+/// `POST /api/v1/drills/{id}/ack` body.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DrillAckRequest {
+    pub inject: String,
+    #[serde(default)]
+    pub note: String,
+}
+
+/// `POST /api/v1/drills/{id}/abort` body.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DrillAbortRequest {
+    #[serde(default)]
+    pub reason: String,
+}
+
+/// The id of a record written for a drill command (ack, abort), or the count purged.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DrillDone {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub purged: Option<usize>,
+}

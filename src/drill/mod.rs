@@ -7,6 +7,7 @@
 pub mod report;
 pub mod runner;
 pub mod scenario;
+pub mod simulate;
 
 use crate::log::VerifiedEntry;
 use crate::model::drill::DrillRecord;

@@ -66,6 +66,8 @@ pub enum DrillError {
     NotController(NodeName),
     #[error("{0} drills are running at this node already: wait for one to end or abort it")]
     TooMany(usize),
+    #[error("drill {0} is still running: abort it or wait for its end first")]
+    Running(EntryId),
     #[error("invalid scenario: {0}")]
     Invalid(String),
 }

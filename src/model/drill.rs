@@ -160,6 +160,33 @@ impl Scenario {
         end + grace
     }
 
+    /// The same scenario `speed` times faster: every offset, deadline, duration and objective
+    /// bound divided by `speed` (a planner's dry run; tests). Names and contents are unchanged.
+    pub fn scaled(&self, speed: u32) -> Scenario {
+        let f = |ms: u64| (ms / speed.max(1) as u64).max(1);
+        let mut s = self.clone();
+        if speed > 1 {
+            s.description = format!("{} (run at {speed}x speed)", s.description.trim()).trim().to_string();
+            s.description.truncate(TEXT_BYTES_MAX);
+        }
+        for o in &mut s.objectives {
+            o.within_ms = f(o.within_ms);
+        }
+        for i in &mut s.injects {
+            i.at_ms = if i.at_ms == 0 { 0 } else { f(i.at_ms) };
+            match &mut i.action {
+                InjectAction::CommCheck { within_ms, .. } | InjectAction::Situation { within_ms, .. } => {
+                    *within_ms = f(*within_ms)
+                }
+                InjectAction::Isolate { duration_ms, .. } | InjectAction::CutLink { duration_ms, .. } => {
+                    *duration_ms = f(*duration_ms)
+                }
+                _ => {}
+            }
+        }
+        s
+    }
+
     pub fn inject(&self, name: &str) -> Option<&Inject> {
         self.injects.iter().find(|i| i.name == name)
     }
@@ -284,8 +311,14 @@ pub enum DrillRecord {
 pub enum InjectPayload {
     Indicator(Indicator),
     /// A sighting of an earlier wave (by inject name).
-    Sighting { wave: String, count: u32 },
-    Retraction { wave: String, reason: String },
+    Sighting {
+        wave: String,
+        count: u32,
+    },
+    Retraction {
+        wave: String,
+        reason: String,
+    },
     Text(String),
     Fault,
 }

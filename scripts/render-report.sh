@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# Renders a drill report's HTML (`ctix drill report ID --format html`) in headless Chromium:
+# writes a PNG screenshot and checks that the page's DOM holds the timeline chart.
+#
+#   scripts/render-report.sh REPORT.html OUT.png
+#
+# Chromium comes from PATH (chromium, chromium-browser, google-chrome); if none is there it is
+# installed from Debian's packages, which needs root (CI runs as root). Exit codes: 0 rendered
+# and checked, 1 rendering or the check failed, 2 usage or setup error.
+set -euo pipefail
+
+die() { echo "render-report: $1" >&2; exit "${2:-1}"; }
+
+[[ $# -eq 2 ]] || die "usage: $0 REPORT.html OUT.png" 2
+report=$1
+out=$2
+[[ -f $report ]] || die "$report: no such file; write one with \`ctix drill report ID --format html --out $report\`" 2
+[[ -d $(dirname -- "$out") ]] || die "$(dirname -- "$out"): the output directory does not exist" 2
+
+find_browser() {
+    local b
+    for b in chromium chromium-browser google-chrome google-chrome-stable; do
+        if command -v "$b" >/dev/null 2>&1; then
+            command -v "$b"
+            return 0
+        fi
+    done
+    return 1
+}
+
+if ! browser=$(find_browser); then
+    if [[ $(id -u) -ne 0 ]]; then
+        die "no chromium, chromium-browser or google-chrome on PATH, and installing one needs root: \
+run \`sudo apt-get install -y --no-install-recommends chromium\` (or run this script as root)" 2
+    fi
+    command -v apt-get >/dev/null 2>&1 || die "no chromium on PATH and no apt-get to install it: install Chromium or Chrome" 2
+    echo "render-report: installing chromium from the Debian packages" >&2
+    apt-get update -qq || die "apt-get update failed: check the network and the apt sources" 2
+    apt-get install -y -qq --no-install-recommends chromium >/dev/null \
+        || die "apt-get install chromium failed: check the apt sources (Debian's package is 'chromium')" 2
+    browser=$(find_browser) || die "chromium was installed but is not on PATH" 2
+fi
+
+# An absolute file:// URL, so that the page loads whatever the working directory.
+url="file://$(cd -- "$(dirname -- "$report")" && pwd)/$(basename -- "$report")"
+work=$(mktemp -d)
+trap 'rm -rf -- "$work"' EXIT
+# A profile of its own, so that a desktop session's Chromium does not interfere.
+flags=(--headless --no-sandbox --disable-gpu --hide-scrollbars --user-data-dir="$work/profile"
+    --no-first-run --no-default-browser-check --disable-extensions --mute-audio)
+rm -f -- "$out"
+
+if ! "$browser" "${flags[@]}" --screenshot="$out" --window-size=1400,1000 "$url" >"$work/shot.log" 2>&1; then
+    cat "$work/shot.log" >&2
+    die "$browser could not render $report (its output is above)"
+fi
+[[ -s $out ]] || { cat "$work/shot.log" >&2; die "$browser wrote no screenshot to $out"; }
+head -c 8 -- "$out" | od -An -tx1 | tr -d ' \n' | grep -qx '89504e470d0a1a0a' || die "$out is not a PNG file"
+
+if ! "$browser" "${flags[@]}" --dump-dom "$url" >"$work/dom.html" 2>"$work/dom.log"; then
+    cat "$work/dom.log" >&2
+    die "$browser could not load $report to dump its DOM"
+fi
+grep -q 'id="timeline"' "$work/dom.html" || die "$report has no timeline chart (no element with id=\"timeline\") in its DOM"
+lanes=$(grep -o 'class="lane"' "$work/dom.html" | wc -l)
+injects=$(grep -o 'class="inject"' "$work/dom.html" | wc -l)
+echo "render-report: $out written ($(wc -c <"$out") bytes); the timeline has $lanes lanes and $injects inject markers"
