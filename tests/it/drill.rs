@@ -102,7 +102,11 @@ fn wave(name: &str, at_ms: u64, from: &str, count: u32) -> Inject {
         name: name.into(),
         at_ms,
         from: Some(n(from)),
-        action: InjectAction::Indicators { count, types: vec![IndicatorType::Ipv4, IndicatorType::Domain], tlp: Tlp::Amber },
+        action: InjectAction::Indicators {
+            count,
+            types: vec![IndicatorType::Ipv4, IndicatorType::Domain],
+            tlp: Tlp::Amber,
+        },
     }
 }
 
@@ -124,7 +128,10 @@ async fn ack_when_arrived(n: &Running, drill: &EntryId, inject: &str) {
     loop {
         match n.handle.drill_ack(drill.clone(), inject.into(), "team informed".into()).await {
             Ok(_) => return,
-            Err(node::NodeError::Drill(DrillError::NotReceived(_))) if Instant::now() < deadline => {
+            // Not here yet: the start record or the inject is still on its way.
+            Err(node::NodeError::Drill(DrillError::NotReceived(_) | DrillError::Unknown(_)))
+                if Instant::now() < deadline =>
+            {
                 tokio::time::sleep(Duration::from_millis(50)).await
             }
             Err(e) => panic!("ack of {inject} at {}: {e}", n.handle.name),
@@ -188,7 +195,9 @@ async fn ddos_example_relays_around_the_cut_link() {
     }
     // While EE–LT is cut, LT gets EE's waves from LV.
     assert!(
-        r.injects.iter().any(|i| i.source == "ee" && i.cells["lt"].relayed && i.cells["lt"].via.as_deref() == Some("lv")),
+        r.injects
+            .iter()
+            .any(|i| i.source == "ee" && i.cells["lt"].relayed && i.cells["lt"].via.as_deref() == Some("lv")),
         "{:#?}",
         r.injects
     );

@@ -4,6 +4,7 @@ mod api;
 mod cli;
 mod daemon;
 mod demo;
+mod drill;
 mod federation;
 mod log;
 mod model;
