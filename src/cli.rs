@@ -462,7 +462,7 @@ pub fn run(cli: Cli) -> Result<()> {
             client::sight(&api.connect(Access::Write)?, &id, &req)
         }
         Command::Status { json, api } => client::status(&api.connect(Access::Read)?, json),
-        Command::Drill(_cmd) => bail!("drill commands: not wired yet"),
+        Command::Drill(cmd) => crate::drill::console::run(cmd),
     }
 }
 

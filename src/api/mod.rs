@@ -1,10 +1,11 @@
-//! The local REST API (axum): submit, query, retract, sight, status, `/healthz`, `/metrics`.
+//! The local REST API (axum): submit, query, retract, sight, status, drills, `/healthz`, `/metrics`.
 //!
 //! Handlers are thin: they check the bearer token, parse, and call `NodeHandle` (writes, answered
 //! only once durable) or `Store` (reads, on the blocking pool). Every error is a JSON
 //! `view::ErrorBody` (`error.rs`); one middleware (`observe`) bounds the requests in flight,
 //! turns a panicking handler into a 500, and records per-route statistics for `/metrics`.
 
+mod drills;
 mod error;
 mod indicators;
 mod metrics;
@@ -53,9 +54,28 @@ const INDICATOR_BY_ID: &str = "/api/v1/indicators/{id}";
 const RETRACT: &str = "/api/v1/indicators/{id}/retract";
 const SIGHTINGS: &str = "/api/v1/indicators/{id}/sightings";
 const STATUS: &str = "/api/v1/status";
+const DRILLS: &str = "/api/v1/drills";
+const DRILL: &str = "/api/v1/drills/{id}";
+const DRILL_REPORT: &str = "/api/v1/drills/{id}/report";
+const DRILL_ACK: &str = "/api/v1/drills/{id}/ack";
+const DRILL_ABORT: &str = "/api/v1/drills/{id}/abort";
 const HEALTHZ: &str = "/healthz";
 const METRICS: &str = "/metrics";
-const ROUTES: [&str; 8] = [INDICATORS, INDICATOR, INDICATOR_BY_ID, RETRACT, SIGHTINGS, STATUS, HEALTHZ, METRICS];
+const ROUTES: [&str; 13] = [
+    INDICATORS,
+    INDICATOR,
+    INDICATOR_BY_ID,
+    RETRACT,
+    SIGHTINGS,
+    STATUS,
+    DRILLS,
+    DRILL,
+    DRILL_REPORT,
+    DRILL_ACK,
+    DRILL_ABORT,
+    HEALTHZ,
+    METRICS,
+];
 /// The `route` label of requests that match no route.
 const UNMATCHED: &str = "unmatched";
 
@@ -116,6 +136,11 @@ pub fn router(state: ApiState) -> Router {
         .route(RETRACT, post(indicators::retract))
         .route(SIGHTINGS, post(indicators::sight))
         .route(STATUS, get(status))
+        .route(DRILLS, get(drills::list).post(drills::start))
+        .route(DRILL, get(drills::get_one).delete(drills::purge))
+        .route(DRILL_REPORT, get(drills::report))
+        .route(DRILL_ACK, post(drills::ack))
+        .route(DRILL_ABORT, post(drills::abort))
         .route(HEALTHZ, get(healthz))
         .route(METRICS, get(metrics_text))
         .fallback(not_found)

@@ -19,11 +19,15 @@ pub const FOLLOW_GRACE_MS: u64 = 60_000;
 
 pub fn run(cmd: DrillCommand) -> Result<()> {
     match cmd {
-        DrillCommand::Run { scenario, speed, detach, api } => drill_run(&api.connect(Access::Write)?, &scenario, speed, detach),
+        DrillCommand::Run { scenario, speed, detach, api } => {
+            drill_run(&api.connect(Access::Write)?, &scenario, speed, detach)
+        }
         DrillCommand::Ack { drill, inject, note, api } => {
             let api = api.connect(Access::Write)?;
-            let done: DrillDone =
-                api.post_json(&format!("/api/v1/drills/{}/ack", drill_id(&drill)?), &DrillAckRequest { inject: inject.clone(), note })?;
+            let done: DrillDone = api.post_json(
+                &format!("/api/v1/drills/{}/ack", drill_id(&drill)?),
+                &DrillAckRequest { inject: inject.clone(), note },
+            )?;
             println!("acknowledged {inject} of drill {drill} (record {})", done.id.unwrap_or_default());
             Ok(())
         }
@@ -39,7 +43,10 @@ pub fn run(cmd: DrillCommand) -> Result<()> {
                 println!("no drills at this node: start one with `ctix drill run SCENARIO`");
                 return Ok(());
             }
-            println!("{:<10} {:<24} {:<10} {:<10} {:<25} participant", "ID", "SCENARIO", "CONTROLLER", "STATE", "START");
+            println!(
+                "{:<10} {:<24} {:<10} {:<10} {:<25} participant",
+                "ID", "SCENARIO", "CONTROLLER", "STATE", "START"
+            );
             for d in &list.drills {
                 println!(
                     "{:<10} {:<24} {:<10} {:<10} {:<25} {}",
@@ -72,7 +79,10 @@ pub fn run(cmd: DrillCommand) -> Result<()> {
         DrillCommand::Purge { drill, api } => {
             let api = api.connect(Access::Write)?;
             let done: DrillDone = api.delete_json(&format!("/api/v1/drills/{}", drill_id(&drill)?))?;
-            println!("purged drill {drill} at this node: {} records kept only as signed stubs", done.purged.unwrap_or(0));
+            println!(
+                "purged drill {drill} at this node: {} records kept only as signed stubs",
+                done.purged.unwrap_or(0)
+            );
             Ok(())
         }
         DrillCommand::Simulate { scenario, nodes, seed, latency_ms, loss, format, out } => {

@@ -4,6 +4,7 @@
 //! The records a drill writes are `model::drill::DrillRecord`s in the ordinary signed logs; this
 //! module reads them back as `Record`s.
 
+pub mod console;
 pub mod report;
 pub mod runner;
 pub mod scenario;
