@@ -477,6 +477,13 @@ impl Actor {
                         if self.cfg.blocked_peers.contains(&peer) {
                             continue; // blocked by the operator: a drill never unblocks it
                         }
+                        // Commit the records queued before it (a `Fault Applied`) and hand them to
+                        // the transport while the link is up. Best effort: closing the connection
+                        // may still drop what was not yet written to it; a later sync delivers it.
+                        if self.ready && !self.pending.is_empty() {
+                            self.flush_appends().await;
+                            self.drive().await;
+                        }
                         tracing::info!(%peer, blocked, "drill fault");
                         self.net.set_blocked(&peer, blocked);
                     }

@@ -229,7 +229,7 @@ impl Runner {
                 name: d.scenario.name.clone(),
                 controller: d.controller.clone(),
                 start_ms: d.start_ms,
-                end_ms: d.start_ms + d.scenario.duration_ms(),
+                end_ms: d.start_ms.saturating_add(d.scenario.duration_ms()),
                 participant: d.participant,
                 state: match d.ended {
                     None => "running",
@@ -339,7 +339,7 @@ impl Runner {
                         };
                         let peers = self.fault_peers(drill, inject);
                         let d = self.drills.get_mut(drill).expect("checked above");
-                        d.faults.insert(inject.clone(), (peers.clone(), at_ms + duration));
+                        d.faults.insert(inject.clone(), (peers.clone(), at_ms.saturating_add(duration)));
                         self.block(&peers);
                     }
                     FaultState::Lifted => {
@@ -389,13 +389,14 @@ impl Runner {
         d.faults_answered.insert(inject.into());
         let Some((_, duration)) = d.scenario.inject(inject).and_then(|i| i.action.fault()) else { return };
         let state = if self.allow_faults {
-            d.faults.insert(inject.into(), (peers.clone(), now + duration));
+            d.faults.insert(inject.into(), (peers.clone(), now.saturating_add(duration)));
             FaultState::Applied
         } else {
             FaultState::NotPermitted
         };
         let rec = DrillRecord::Fault { drill: drill.clone(), inject: inject.into(), state, at_ms: now };
-        // Write the record before the links go down, so that peers learn of it promptly.
+        // The record comes before the block in the output queue; the node commits pending records
+        // and queues them to peers before it applies a block (best effort, see node.rs).
         self.out.push_back(Output::Append(vec![Body::Drill(rec)]));
         if state == FaultState::Applied {
             self.block(&peers);
@@ -441,7 +442,7 @@ impl Runner {
             }
             for inj in &d.scenario.injects {
                 let source = inj.from.as_ref().unwrap_or(&d.controller);
-                if *source != me || d.start_ms + inj.at_ms > now || d.emitted.contains(&inj.name) {
+                if *source != me || d.start_ms.saturating_add(inj.at_ms) > now || d.emitted.contains(&inj.name) {
                     continue;
                 }
                 d.emitted.insert(inj.name.clone());
@@ -452,7 +453,7 @@ impl Runner {
                     lifts.push((id.clone(), inject.clone()));
                 }
             }
-            if d.controller == me && now >= d.start_ms + d.scenario.duration_ms() {
+            if d.controller == me && now >= d.start_ms.saturating_add(d.scenario.duration_ms()) {
                 appends.push(Body::Drill(DrillRecord::End {
                     drill: id.clone(),
                     aborted: false,
@@ -750,6 +751,23 @@ mod tests {
         again.tick(5_000);
         assert!(appended(&drain(&mut again)).is_empty(), "the wave is not written twice after a restart");
         assert_eq!(again.list()[0].id, drill);
+    }
+
+    /// A start record with absurd times (a peer's) neither panics nor schedules anything.
+    #[test]
+    fn absurd_times_from_a_peer_do_not_panic() {
+        let mut s = scenario();
+        s.injects[0].at_ms = u64::MAX - 1;
+        assert!(s.validate().is_err(), "offsets beyond the drill length are refused");
+        let mut lv = Runner::new(n("lv"), [n("ee"), n("lv"), n("lt")], true);
+        let mut start = start_record(1_000);
+        if let DrillRecord::Start { start_ms, .. } = &mut start.record {
+            *start_ms = u64::MAX;
+        }
+        lv.stored(1_000, Some(&n("ee")), &start);
+        lv.tick(u64::MAX - 1);
+        assert!(appended(&drain(&mut lv)).is_empty());
+        assert_eq!(lv.list()[0].end_ms, u64::MAX);
     }
 
     #[test]

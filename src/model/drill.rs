@@ -153,11 +153,11 @@ impl Scenario {
                     a if a.fault().is_some() => a.fault().map_or(0, |f| f.1),
                     a => a.ack_within_ms().unwrap_or(0),
                 };
-                i.at_ms + tail
+                i.at_ms.saturating_add(tail)
             })
             .max()
             .unwrap_or(0);
-        end + grace
+        end.saturating_add(grace)
     }
 
     /// The same scenario `speed` times faster: every offset, deadline, duration and objective
