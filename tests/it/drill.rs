@@ -91,11 +91,9 @@ async fn stop_all(nodes: BTreeMap<String, Running>) {
 use ctix::drill::report::{FaultNodeState, Status};
 use ctix::drill::runner::DrillError;
 use ctix::model::drill::{Inject, InjectAction, Objective, ObjectiveKind};
-use ctix::model::{IndicatorType, NodeName, Tlp};
+use ctix::model::{IndicatorType, Tlp};
 
-fn n(s: &str) -> NodeName {
-    NodeName::new(s).unwrap()
-}
+use crate::support::name as n;
 
 fn wave(name: &str, at_ms: u64, from: &str, count: u32) -> Inject {
     Inject {
