@@ -302,10 +302,11 @@ pub struct QueryArgs {
     /// Only this TLP level.
     #[arg(long)]
     pub tlp: Option<String>,
-    /// Only indicators created at or after TIME (RFC 3339 time, or a date such as 2026-01-31).
+    /// Only indicators created at or after TIME: an RFC 3339 time, a date such as 2026-01-31, or
+    /// a duration back from now such as 24h or 7d (the last 24 hours, the last week).
     #[arg(long, value_name = "TIME")]
     pub since: Option<String>,
-    /// Only indicators created at or before TIME.
+    /// Only indicators created at or before TIME (same forms as --since; 1h is an hour ago).
     #[arg(long, value_name = "TIME")]
     pub until: Option<String>,
     /// Only retracted (true) or only live (false) indicators (default: both).

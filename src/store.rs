@@ -42,12 +42,25 @@ pub const RANGE_ENTRIES_MAX: usize = 10_000;
 /// Default sled page cache. sled's own default (1 GiB) is far more than a node needs; 64 MiB
 /// holds about 200,000 entries' hot pages.
 pub const CACHE_BYTES_DEFAULT: u64 = 64 * 1024 * 1024;
+/// How long `open` waits for the data dir's lock. sled releases its file lock from a
+/// background flusher thread, so a store closed a moment ago in this process (a node restarted
+/// in place, a test reopening its store) can still hold it briefly; another live process holds
+/// it for good, and after this wait `open` reports [`StoreError::Locked`].
+pub const LOCK_WAIT_MAX: std::time::Duration = std::time::Duration::from_secs(3);
+/// Pause between attempts to take the lock.
+const LOCK_RETRY_INTERVAL: std::time::Duration = std::time::Duration::from_millis(25);
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     /// sled reported an error.
     #[error("store error in {dir}: {source} (check disk space and permissions of the data dir)")]
     Sled { dir: String, source: sled::Error },
+    /// Another store handle holds the data dir's lock.
+    #[error(
+        "store in {dir} is in use: another ctix process (or a node still shutting down) holds its lock; \
+         stop the other node using this data dir, or give this one its own data_dir"
+    )]
+    Locked { dir: String },
     /// Reading or syncing a file failed.
     #[error("store io error on {path}: {source}")]
     Io { path: String, source: std::io::Error },
@@ -219,16 +232,37 @@ pub struct Store {
     failed: Mutex<Option<String>>,
 }
 
+/// True when sled failed only because another handle holds the data dir's lock (sled 0.34
+/// reports it as an `Io` error of kind `Other` whose text starts like this).
+fn is_lock_error(e: &sled::Error) -> bool {
+    matches!(e, sled::Error::Io(io) if io.to_string().starts_with("could not acquire lock"))
+}
+
+/// Opens sled at `dir`, waiting up to [`LOCK_WAIT_MAX`] for a lock that a just-closed handle
+/// has not released yet.
+fn open_sled(dir: &Path, cache_bytes: u64) -> Result<sled::Db, StoreError> {
+    let d = || dir.display().to_string();
+    let deadline = std::time::Instant::now() + LOCK_WAIT_MAX;
+    loop {
+        match sled::Config::new().path(dir).cache_capacity(cache_bytes).open() {
+            Ok(db) => return Ok(db),
+            Err(e) if is_lock_error(&e) => {
+                if std::time::Instant::now() >= deadline {
+                    return Err(StoreError::Locked { dir: d() });
+                }
+                std::thread::sleep(LOCK_RETRY_INTERVAL);
+            }
+            Err(source) => return Err(StoreError::Sled { dir: d(), source }),
+        }
+    }
+}
+
 impl Store {
     /// Opens or creates the store in `dir`, and reads the heads of every origin.
     pub fn open(dir: &Path, opts: &StoreOptions) -> Result<Store, StoreError> {
         let d = dir.display().to_string();
         std::fs::create_dir_all(dir).map_err(|source| StoreError::Io { path: d.clone(), source })?;
-        let db = sled::Config::new()
-            .path(dir)
-            .cache_capacity(opts.cache_bytes)
-            .open()
-            .map_err(|source| StoreError::Sled { dir: d.clone(), source })?;
+        let db = open_sled(dir, opts.cache_bytes)?;
         let sled_err = |source| StoreError::Sled { dir: d.clone(), source };
         let log = db.open_tree(TREE_LOG).map_err(sled_err)?;
         let data_path = dir.join("db");
@@ -500,12 +534,16 @@ impl Store {
             }
             cands.sort();
             let more = cands.len() > limit;
+            let mut last = q.after;
             for (a, id) in cands.into_iter().take(limit) {
+                last = a;
                 if let Some(st) = self.matching(q, &id)? {
                     items.push((a, st));
                 }
             }
-            let next = if more { items.last().map(|(a, _)| *a) } else { None };
+            // The cursor is the last candidate looked at, matched or not: a page whose
+            // candidates were all filtered out must still move on, not end the listing.
+            let next = more.then_some(last);
             return Ok(QueryPage { items, next });
         }
         let mut last = q.after;

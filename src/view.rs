@@ -13,7 +13,7 @@ use crate::store::IndicatorState;
 pub const SUBMIT_BATCH_MAX: usize = 10_000;
 /// Largest request body the API reads (a full batch of large indicators fits).
 pub const REQUEST_BYTES_MAX: usize = 32 * 1024 * 1024;
-/// Default and largest page of a query.
+/// Page size of a query that gives no `limit` (the largest is `store::QUERY_LIMIT_MAX`).
 pub const QUERY_LIMIT_DEFAULT: usize = 100;
 
 /// Every error the API returns: a machine code and a message that says what to fix.
@@ -24,8 +24,9 @@ pub struct ErrorBody {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ErrorDetail {
-    /// Stable machine code, e.g. `invalid_json`, `invalid_field`, `unauthorized`, `forbidden`,
-    /// `not_found`, `payload_too_large`, `not_ready`, `internal`.
+    /// Stable machine code, e.g. `invalid_json`, `invalid_field`, `unauthorized`, `not_found`,
+    /// `payload_too_large`, `not_ready`, `internal`. The README's "Errors" table lists every
+    /// code with its HTTP status.
     pub code: String,
     pub message: String,
     /// The offending field, for validation errors.

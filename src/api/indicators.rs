@@ -11,7 +11,7 @@ use axum::response::{IntoResponse, Response};
 use super::error::{ApiError, IdParam, JsonBody, append_item_error, field_error};
 use super::{Caller, Inner, Writer, read_store};
 use crate::config::Role;
-use crate::model::time::parse_time;
+use crate::model::time::{parse_time, parse_time_ago};
 use crate::model::{
     Body, EntryId, Indicator, IndicatorInput, IndicatorType, ModelError, NodeName, Retraction, Sighting, Tlp,
     normalize_value,
@@ -145,7 +145,7 @@ pub fn parse_query(raw: &str, role: Role, now_ms: u64) -> Result<Query, ApiError
     };
     let origin = get("origin").map(NodeName::new).transpose().map_err(|e| bad("origin", reason(e)))?;
     let tlp: Option<Tlp> = get("tlp").map(str::parse).transpose().map_err(|e| bad("tlp", reason(e)))?;
-    let time = |k: &str| get(k).map(|s| parse_time(s, now_ms)).transpose().map_err(|r| bad(k, r));
+    let time = |k: &str| get(k).map(|s| parse_time_ago(s, now_ms)).transpose().map_err(|r| bad(k, r));
     let (since, until) = (time("since")?, time("until")?);
     if let (Some(s), Some(u)) = (since, until)
         && s > u
@@ -327,6 +327,9 @@ mod tests {
         assert_eq!((q.itype, q.value.as_deref()), (Some(IndicatorType::Ipv4), Some("1.2.3.4")));
         assert_eq!((q.tag.as_deref(), q.tlp, q.after, q.limit), (Some("apt28"), Some(Tlp::AmberStrict), 7, 5));
         assert!(q.hide_amber_strict);
+        let now = 1_800_000_000_000;
+        let q = parse_query("since=24h&until=%2B1h", Role::Ro, now).unwrap();
+        assert_eq!((q.created_from_ms, q.created_to_ms), (Some(now - 86_400_000), Some(now + 3_600_000)));
         let q = parse_query("origin=&limit=", Role::Rw, 0).unwrap();
         assert_eq!((q.origin, q.limit, q.hide_amber_strict), (None, QUERY_LIMIT_DEFAULT, false));
     }

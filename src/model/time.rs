@@ -10,20 +10,41 @@ pub const TIME_MS_MAX: u64 = 253_402_300_799_999;
 
 /// What `parse_time` accepts, for its error messages.
 const FORMS: &str = "use an RFC 3339 time (2026-11-28T12:00:00Z, 2026-11-28T14:00:00+02:00, fractions allowed), \
-                     a date (2026-11-28, midnight UTC) or a duration from now (90s, 15m, 12h, 30d, 2w)";
+                     a date (2026-11-28, midnight UTC) or a duration from now (90s, 15m, 12h, 30d, 2w; \
+                     -24h for 24 hours ago)";
+
+/// Which way a bare duration (`24h`, without a sign) counts from now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Bare {
+    /// Into the future: expiry times (`--valid-until 30d`).
+    Ahead,
+    /// Into the past: search ranges (`--since 24h` means the last 24 hours).
+    Ago,
+}
 
 /// Parses an RFC 3339 time or a duration from `now_ms` (`30d`, `12h`) into ms since the epoch.
 /// The error is a reason sentence for a `ModelError`.
 ///
 /// Accepted: RFC 3339 with any offset and fraction (truncated to ms; a space may stand for the
-/// `T`), a bare date `YYYY-MM-DD` (midnight UTC), and `[+]N` followed by `s`, `m`, `h`, `d` or `w`
-/// counted from `now_ms`. Results before 1970 or after `TIME_MS_MAX` are errors.
+/// `T`), a bare date `YYYY-MM-DD` (midnight UTC), and `[+|-]N` followed by `s`, `m`, `h`, `d` or
+/// `w` counted from `now_ms`, forward with `+` or no sign, backward with `-`. Results before 1970
+/// or after `TIME_MS_MAX` are errors.
 pub fn parse_time(s: &str, now_ms: u64) -> Result<u64, String> {
+    parse_time_bare(s, now_ms, Bare::Ahead)
+}
+
+/// Like [`parse_time`] for the bounds of a search, where an unsigned duration counts back:
+/// `24h` is 24 hours ago (`+24h` still means ahead).
+pub fn parse_time_ago(s: &str, now_ms: u64) -> Result<u64, String> {
+    parse_time_bare(s, now_ms, Bare::Ago)
+}
+
+fn parse_time_bare(s: &str, now_ms: u64, bare: Bare) -> Result<u64, String> {
     let s = s.trim();
     let shown =
         if s.len() <= 64 { format!("{s:?}") } else { format!("{:?}…", s.chars().take(40).collect::<String>()) };
     let too_late = || format!("{shown} is after the year 9999: check for a typo");
-    let ms = if let Some(ms) = parse_duration(s, now_ms) {
+    let ms = if let Some(ms) = parse_duration(s, now_ms, bare) {
         ms.ok_or_else(too_late)?
     } else if let Some(date) = parse_date(s) {
         date.ok_or_else(|| format!("{shown} is not a calendar date; {FORMS}"))?
@@ -67,8 +88,12 @@ pub fn format_time(ms: u64) -> String {
 }
 
 /// `[+]N{s,m,h,d,w}`: `None` if `s` is not of that shape; `Some(None)` if the sum overflows.
-fn parse_duration(s: &str, now_ms: u64) -> Option<Option<i128>> {
-    let body = s.strip_prefix('+').unwrap_or(s);
+fn parse_duration(s: &str, now_ms: u64, bare: Bare) -> Option<Option<i128>> {
+    let (back, body) = match s.as_bytes().first()? {
+        b'+' => (false, &s[1..]),
+        b'-' => (true, &s[1..]),
+        _ => (bare == Bare::Ago, s),
+    };
     let unit_ms: u64 = match body.as_bytes().last()? {
         b's' => 1_000,
         b'm' => 60_000,
@@ -81,9 +106,10 @@ fn parse_duration(s: &str, now_ms: u64) -> Option<Option<i128>> {
     if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
-    // Any count over 20 digits overflows u64, and so does the result.
-    let ms = digits.parse::<u64>().ok().and_then(|n| n.checked_mul(unit_ms)).and_then(|d| d.checked_add(now_ms));
-    Some(ms.map(i128::from))
+    // Any count over 20 digits overflows u64, and so does the result (an i128 holds both
+    // directions; a result before 1970 is reported by the caller).
+    let d = digits.parse::<u64>().ok().and_then(|n| n.checked_mul(unit_ms));
+    Some(d.map(|d| if back { i128::from(now_ms) - i128::from(d) } else { i128::from(now_ms) + i128::from(d) }))
 }
 
 /// `YYYY-MM-DD` at midnight UTC: `None` if `s` is not of that shape; `Some(None)` if it is but
@@ -125,5 +151,24 @@ mod tests {
         assert!(parse_time("9999-12-31T23:59:59-01:00", 0).is_err());
         assert!(parse_time("1969-12-31T23:59:59.999Z", 0).is_err());
         assert_eq!(format_time(TIME_MS_MAX + 1), "253402300800000ms");
+    }
+
+    #[test]
+    fn durations_count_ahead_or_back() {
+        let now = 1_800_000_000_000;
+        assert_eq!(parse_time("30d", now), Ok(now + 30 * 86_400_000));
+        assert_eq!(parse_time("+2h", now), Ok(now + 7_200_000));
+        assert_eq!(parse_time("-24h", now), Ok(now - 86_400_000));
+        // In a search range a bare duration means "the last …".
+        assert_eq!(parse_time_ago("24h", now), Ok(now - 86_400_000));
+        assert_eq!(parse_time_ago("-15m", now), Ok(now - 900_000));
+        assert_eq!(parse_time_ago("+1w", now), Ok(now + 604_800_000));
+        // Dates and RFC 3339 times do not depend on the direction.
+        assert_eq!(parse_time_ago("1970-01-02", now), Ok(86_400_000));
+        let before_1970 = parse_time("-1d", 1_000).unwrap_err();
+        assert!(before_1970.contains("before 1970"), "{before_1970}");
+        let huge = parse_time("99999999999999999999w", now).unwrap_err();
+        assert!(huge.contains("after the year 9999"), "{huge}");
+        assert!(parse_time("-", now).is_err() && parse_time("-h", now).is_err() && parse_time("--1h", now).is_err());
     }
 }

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use ctix::log::{self, AuthenticEntry, VerifiedEntry};
 use ctix::model::{Body, EntryId};
-use ctix::store::{AppendError, IngestOutcome, Store, StoreOptions};
+use ctix::store::{AppendError, IngestOutcome, Store, StoreError, StoreOptions};
 
 use crate::support::*;
 
@@ -40,6 +40,24 @@ fn appends_survive_reopen_with_heads() {
     assert_eq!(s.head(&name("lv")).unwrap().seq, 5);
     assert_eq!(s.range(&name("ee"), 1, 100).unwrap().len(), 3);
     assert_eq!(s.verify_chains(&baltic()).unwrap(), 8);
+}
+
+#[test]
+fn a_store_in_use_is_refused_and_a_closed_one_reopens_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let held = open(dir.path());
+    let started = Instant::now();
+    let err = Store::open(dir.path(), &StoreOptions::default()).err().expect("a second handle must be refused");
+    assert!(matches!(err, StoreError::Locked { .. }), "{err}");
+    assert!(err.to_string().contains("is in use"), "{err}");
+    assert!(started.elapsed() >= ctix::store::LOCK_WAIT_MAX, "gave up before the lock wait");
+    drop(held);
+    // sled drops its lock from a background thread; open waits for it instead of failing.
+    for round in 0..20 {
+        let s = open(dir.path());
+        append_ok(&s, "ee", vec![indicator("ipv4", &format!("203.0.113.{}", round + 1))]);
+    }
+    assert_eq!(open(dir.path()).head(&name("ee")).unwrap().seq, 20);
 }
 
 #[test]
@@ -266,6 +284,19 @@ fn queries_filter_and_page_in_arrival_order() {
     };
     let ids: Vec<String> = s.query(&by_value).unwrap().items.iter().map(|(_, st)| st.entry.id().to_string()).collect();
     assert_eq!(ids, vec!["ee:26", "lv:1"]);
+    // A value lookup with a further filter pages on past candidates that the filter drops:
+    // the first page (ee:26, not from lv) is empty but must not end the listing.
+    let mut q = Query { origin: Some(name("lv")), limit: 1, ..by_value.clone() };
+    let mut found = Vec::new();
+    for _ in 0..5 {
+        let page = s.query(&q).unwrap();
+        found.extend(page.items.iter().map(|(_, st)| st.entry.id().to_string()));
+        match page.next {
+            Some(n) => q.after = n,
+            None => break,
+        }
+    }
+    assert_eq!(found, vec!["lv:1"]);
     // Filters: origin, TLP, retracted.
     let red = Query { tlp: Some(Tlp::Red), limit: 100, ..Default::default() };
     assert_eq!(s.query(&red).unwrap().items.len(), 1);
