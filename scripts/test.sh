@@ -1,6 +1,12 @@
 #!/usr/bin/env bash
-# The test command (README "Run the tests"; .ci/run calls exactly this).
+# The test command (README "Run the tests"; .ci/run calls exactly this): every cargo test, then
+# the drill reports rendered in headless Chromium (scripts/check-reports.sh; installs Chromium
+# from Debian's packages if it is missing). Arguments go to `cargo test`; with any, only the
+# cargo tests run (e.g. `scripts/test.sh drill::` to run a subset).
 # Slow variants: CTIX_SIM_SEEDS=5000 (simulation seeds), CTIX_KILL9_ROUNDS=50 (crash rounds).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-exec cargo test --all-targets --locked "$@"
+cargo test --all-targets --locked "$@"
+if [[ $# -eq 0 ]]; then
+    scripts/check-reports.sh
+fi

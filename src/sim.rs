@@ -168,6 +168,8 @@ pub struct SimConfig {
     /// Time allowed after healing to converge, simulated ms.
     pub heal_ms_max: u64,
     pub tick_ms: u64,
+    /// The simulated clock at the start, ms since the epoch.
+    pub start_ms: u64,
     /// How often each node's replication timer fires (`Sync::handle_timeout`), a multiple of
     /// `tick_ms`; a live node's is `node::TICK_MS`.
     pub timer_ms: u64,
@@ -193,6 +195,7 @@ impl SimConfig {
             fault_ms: 15_000,
             heal_ms_max: 120_000,
             tick_ms: 50,
+            start_ms: 1_000_000,
             timer_ms: 50,
             skip_duplicate_pushes: false,
             sync: SyncConfig::default(),
@@ -216,6 +219,7 @@ impl SimConfig {
             fault_ms: 0,
             heal_ms_max: 120_000,
             tick_ms: 10,
+            start_ms: 1_000_000,
             timer_ms: 50,
             skip_duplicate_pushes: true,
             sync: SyncConfig::default(),
@@ -327,13 +331,14 @@ impl Sim {
             })
             .collect();
         let rng = Rng::new(cfg.seed);
+        let start_ms = cfg.start_ms;
         let mut sim = Sim {
             cfg,
             roster,
             nodes,
             rng,
-            now: 1_000_000,
-            timer_at: 1_000_000,
+            now: start_ms,
+            timer_at: start_ms,
             queue: BinaryHeap::new(),
             msgs: HashMap::new(),
             next_msg: 0,

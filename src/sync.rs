@@ -452,21 +452,22 @@ impl Sync {
 
     /// Sends one pull per origin where a ready peer is ahead of us. `prefer` is asked first.
     fn plan_requests(&mut self, now: u64, prefer: Option<&NodeName>) {
-        let mut origins: BTreeSet<NodeName> = BTreeSet::new();
-        for p in self.peers.values().filter(|p| p.ready) {
-            origins.extend(p.known.keys().cloned());
-        }
-        for o in origins {
-            if self.in_flight.contains_key(&o) || self.quarantined.contains(&o) {
+        // Called on most messages: decide with shared borrows and no clones of names (origins
+        // are roster members), then apply the few requests decided.
+        let mut added: BTreeMap<&NodeName, usize> = BTreeMap::new();
+        let mut planned: Vec<(&NodeName, &NodeName, u64, u64)> = Vec::new();
+        for o in &self.members {
+            if self.in_flight.contains_key(o) || self.quarantined.contains(o) {
                 continue;
             }
-            let ours = self.heads.get(&o).map_or(0, |t| t.seq);
+            let ours = self.heads.get(o).map_or(0, |t| t.seq);
             let mut best: Option<(&NodeName, u64)> = None;
             for (name, p) in &self.peers {
-                if !p.ready || p.backoff_until_ms > now || p.in_flight >= self.cfg.requests_in_flight_per_peer_max {
+                let in_flight = p.in_flight + added.get(name).copied().unwrap_or(0);
+                if !p.ready || p.backoff_until_ms > now || in_flight >= self.cfg.requests_in_flight_per_peer_max {
                     continue;
                 }
-                let theirs = p.known.get(&o).map_or(0, |t| t.seq);
+                let theirs = p.known.get(o).map_or(0, |t| t.seq);
                 if theirs <= ours {
                     continue;
                 }
@@ -479,14 +480,22 @@ impl Sync {
                 }
             }
             let Some((peer, theirs)) = best else { continue };
-            let peer = peer.clone();
+            *added.entry(peer).or_default() += 1;
+            planned.push((o, peer, ours, theirs));
+        }
+        if planned.is_empty() {
+            return;
+        }
+        let planned: Vec<(NodeName, NodeName, u64, u64)> =
+            planned.into_iter().map(|(o, p, ours, theirs)| (o.clone(), p.clone(), ours, theirs)).collect();
+        for (o, peer, ours, theirs) in planned {
             let id = self.next_id;
             self.next_id += 1;
             let limit = (theirs - ours).min(self.cfg.request_entries_max as u64) as u32;
-            self.in_flight
-                .insert(o.clone(), InFlight { peer: peer.clone(), id, deadline_ms: now + self.cfg.request_timeout_ms });
-            self.peers.get_mut(&peer).expect("listed").in_flight += 1;
             let msg = Message::Request { id, origin: o.to_string(), from_seq: ours + 1, limit };
+            self.in_flight
+                .insert(o, InFlight { peer: peer.clone(), id, deadline_ms: now + self.cfg.request_timeout_ms });
+            self.peers.get_mut(&peer).expect("listed").in_flight += 1;
             self.actions.push_back(Action::Send { to: peer, msg });
         }
     }

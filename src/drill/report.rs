@@ -1804,6 +1804,8 @@ fn svg_timeline(r: &Report) -> String {
 
     let mut s = Svg(String::new());
     let _ = write!(s.0, r#"<svg id="timeline" xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {SVG_W} {height:.0}""#);
+    // What the chart must show, for checks that count what a browser rendered.
+    let _ = write!(s.0, r#" data-lanes="{}" data-injects="{}""#, participants.len(), r.injects.len());
     let _ = writeln!(
         s.0,
         r#" font-family="{FONTS}" font-size="11" role="img" aria-label="Timeline of drill {}">"#,
@@ -2443,6 +2445,7 @@ mod tests {
         assert_eq!(html.matches("class=\"lane\"").count(), 3);
         assert_eq!(html.matches("class=\"inject\"").count(), 6);
         assert_eq!(html.matches("id=\"timeline\"").count(), 1);
+        assert!(html.contains(r#"data-lanes="3" data-injects="6""#));
         assert!(!html.contains("<script"));
         assert!(html.contains("&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt; &amp; &quot;quotes&quot;"));
         assert!(!html.contains("http://") || html.matches("http://").count() == 1, "only the SVG namespace");

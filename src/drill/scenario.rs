@@ -1,61 +1,8 @@
 //! Drill scenarios: TOML files parsed and checked with line-numbered errors.
 //!
-//! A scenario file has one `[drill]` table, up to 32 `[[objective]]` tables and 1 to 256
-//! `[[inject]]` tables. Unknown keys are errors, and so are keys that do not belong to an
-//! inject's kind (a `count` on a situation update). Examples live in `deploy/drills/`.
-//!
-//! ```toml
-//! [drill]
-//! name = "ransomware-energy"          # 1-64 of a-z, 0-9, -; runs of one name are compared
-//! description = "..."                 # optional, at most 2048 bytes
-//! participants = ["ee", "lv", "lt"]   # node names, each once; the controller must be one
-//!
-//! [[objective]]                       # 0 to 32
-//! name = "delivery-5s"                # optional; default "<kind>-<within as written>", e.g. "ack-90s"
-//! kind = "delivery"                   # delivery | ack | relay
-//! within = "5s"                       # the bound, more than zero
-//!
-//! [[inject]]                          # 1 to 256, in any order: sorted by `at` (ties keep file order)
-//! name = "wave-1"                     # unique, 1-64 of a-z, 0-9, -; `ctix drill ack` names it
-//! at = "0s"                           # offset from the drill's start
-//! kind = "indicators"                 # indicators | sighting | retraction | comm_check
-//!                                     #   | situation | isolate | cut_link
-//! from = "ee"                         # the source node, a participant: required for indicators,
-//!                                     #   sighting and retraction; the others default to the controller
-//! count = 20                          # indicators: 1 to 10000, required; sighting: at least 1, default 1
-//! types = ["ipv4", "domain"]          # indicators: default ["ipv4", "domain", "sha256"]; any of
-//!                                     #   ipv4 ipv6 cidr domain url email md5 sha1 sha256 filename cve
-//! tlp = "amber"                       # indicators: clear | green | amber | amber+strict, default amber
-//!                                     #   (red is refused: a drill wave goes to every participant)
-//! of = "wave-1"                       # sighting, retraction: an indicators inject earlier in the
-//!                                     #   timeline (at the same `at`: earlier in the file)
-//! reason = "..."                      # retraction: required; `from` must be the wave's own source
-//! text = "..."                        # comm_check, situation: required, at most 2048 bytes
-//! within = "60s"                      # comm_check, situation: acknowledgement deadline, required
-//! node = "lt"                         # isolate: the participant cut off from every peer
-//! link = ["ee", "lt"]                 # cut_link: two different participants
-//! duration = "20s"                    # isolate, cut_link: how long the fault lasts, required
-//! ```
-//!
-//! Which keys each kind takes, besides `name`, `at`, `kind` and `from`:
-//!
-//! | kind         | keys                    | asks for an acknowledgement               |
-//! |--------------|-------------------------|-------------------------------------------|
-//! | `indicators` | `count`, `types`, `tlp` | no (receipts are counted)                 |
-//! | `sighting`   | `of`, `count`           | no                                        |
-//! | `retraction` | `of`, `reason`          | no                                        |
-//! | `comm_check` | `text`, `within`        | from every node, automatically            |
-//! | `situation`  | `text`, `within`        | from an operator at every participant     |
-//! | `isolate`    | `node`, `duration`      | no                                        |
-//! | `cut_link`   | `link`, `duration`      | no                                        |
-//!
-//! Durations are strings of a number and a unit, largest unit first: `"500ms"`, `"5s"`, `"2m"`,
-//! `"1m30s"`, `"1.5s"`, `"1h"`; a bare integer means seconds (`at = 30`). A drill lasts at most
-//! 24 h, counting from its start to the last inject's deadline or fault end plus the longest
-//! objective bound. An `ack` objective needs a `comm_check` or `situation` inject, and a `relay`
-//! objective an `isolate` or `cut_link` inject. The whole scenario travels in the drill's signed
-//! start record, so it must encode to at most `wire::BODY_BYTES_MAX` (16 KiB) less 64 bytes: long
-//! texts in many injects are refused.
+//! The format is documented for users in the README ("Scenario files"): one `[drill]` table, up
+//! to `OBJECTIVES_MAX` `[[objective]]` tables and 1 to `INJECTS_MAX` `[[inject]]` tables, each
+//! inject of one kind with the keys of that kind only. Examples live in `deploy/drills/`.
 //!
 //! Every error names the line, the table (`[drill]`, `objective #2`, `inject "wave-2"`), the
 //! field, what is wrong and what to write instead.

@@ -293,11 +293,13 @@ fn times() {
         Ok(ms) => panic!("{s:?} accepted as {ms}"),
         Err(e) => assert!(e.contains(phrase), "{s:?}: {e:?} lacks {phrase:?}"),
     };
-    reject_time("yesterday", "a duration from now (90s, 15m, 12h, 30d, 2w)");
+    check_time("-30d", T0 - 30 * 86_400_000);
+    reject_time("yesterday", "a duration from now (90s, 15m, 12h, 30d, 2w; -24h for 24 hours ago)");
     reject_time("", "RFC 3339");
     reject_time("30", "RFC 3339");
     reject_time("30y", "RFC 3339");
-    reject_time("-30d", "RFC 3339");
+    reject_time("-30x", "RFC 3339");
+    reject_time("-99999d", "before 1970");
     reject_time("d", "RFC 3339");
     reject_time("2026-11-28T12:00:00", "RFC 3339");
     reject_time("2026-13-01T00:00:00Z", "not an RFC 3339 time (month");
