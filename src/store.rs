@@ -152,8 +152,23 @@ pub struct IndicatorState {
     pub entry: VerifiedEntry,
     /// The retraction entry that revoked it, if any.
     pub retracted_by: Option<EntryId>,
-    /// Sightings reported, each with its count.
-    pub sightings: Vec<(EntryId, u32)>,
+    /// When the retraction was signed, and its reason (empty if its body is not held here).
+    pub retraction: Option<(u64, String)>,
+    /// Sightings reported, in the order of the sighting entries' ids.
+    pub sightings: Vec<SightingInfo>,
+}
+
+/// One sighting report of an indicator.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SightingInfo {
+    /// The sighting entry.
+    pub id: EntryId,
+    pub count: u32,
+    /// When its origin signed it.
+    pub created_ms: u64,
+    /// First and last seen, as reported (the signing time if the body is not held here).
+    pub first_seen_ms: u64,
+    pub last_seen_ms: u64,
 }
 
 /// Most records `drill_records` returns (a drill of 256 waves of 10,000 indicators is
@@ -489,6 +504,16 @@ impl Store {
                 Some(EntryId { origin: id.origin.clone(), seq })
             }
         };
+        let retraction = match &retracted_by {
+            None => None,
+            Some(r) => self.get(r)?.map(|e| {
+                let reason = match e.body() {
+                    Some(Body::Retraction(r)) => r.reason.clone(),
+                    _ => String::new(),
+                };
+                (e.header().created_ms, reason)
+            }),
+        };
         let prefix = sighting_prefix(&id.origin, id.seq);
         let mut sightings = Vec::new();
         for kv in self.log.scan_prefix(&prefix) {
@@ -496,9 +521,17 @@ impl Store {
             let (origin, seq, _) =
                 split_name_seq(&k[prefix.len()..]).ok_or_else(|| self.corrupt("sighting key".into()))?;
             let count = u32::from_be_bytes(v.as_ref().try_into().map_err(|_| self.corrupt("sighting count".into()))?);
-            sightings.push((EntryId { origin, seq }, count));
+            let sid = EntryId { origin, seq };
+            let (created_ms, first_seen_ms, last_seen_ms) = match self.get(&sid)? {
+                Some(e) => match e.body() {
+                    Some(Body::Sighting(b)) => (e.header().created_ms, b.first_seen_ms, b.last_seen_ms),
+                    _ => (e.header().created_ms, e.header().created_ms, e.header().created_ms),
+                },
+                None => (0, 0, 0),
+            };
+            sightings.push(SightingInfo { id: sid, count, created_ms, first_seen_ms, last_seen_ms });
         }
-        Ok(Some(IndicatorState { entry, retracted_by, sightings }))
+        Ok(Some(IndicatorState { entry, retracted_by, retraction, sightings }))
     }
 
     /// Redacted stubs held of entries whose audience admits `node`: the bodies it should fetch.

@@ -94,9 +94,15 @@ pub struct IndicatorView {
     pub retracted: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retracted_by: Option<String>,
+    /// When the retraction was signed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retracted_at: Option<String>,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub retraction_reason: String,
     /// Total count over all sighting reports.
     pub sightings: u64,
-    /// Each sighting report: `{ "id": "lv:7", "by": "lv", "count": 3 }`.
+    /// Each sighting report: `{ "id": "lv:7", "by": "lv", "count": 3, "created": …,
+    /// "first_seen": …, "last_seen": … }`.
     pub sighting_reports: Vec<SightingView>,
     /// Cursor of this item (pass as `after` to continue after it).
     pub cursor: u64,
@@ -107,6 +113,10 @@ pub struct SightingView {
     pub id: String,
     pub by: String,
     pub count: u32,
+    /// When the sighting was signed, and the first and last time seen that it reports.
+    pub created: String,
+    pub first_seen: String,
+    pub last_seen: String,
 }
 
 impl IndicatorView {
@@ -132,11 +142,20 @@ impl IndicatorView {
             content_id: hex::encode(ind.content_id()),
             retracted: st.retracted_by.is_some(),
             retracted_by: st.retracted_by.as_ref().map(|r| r.to_string()),
-            sightings: st.sightings.iter().map(|(_, c)| *c as u64).sum(),
+            retracted_at: st.retraction.as_ref().map(|(at, _)| format_time(*at)),
+            retraction_reason: st.retraction.as_ref().map(|(_, r)| r.clone()).unwrap_or_default(),
+            sightings: st.sightings.iter().map(|s| s.count as u64).sum(),
             sighting_reports: st
                 .sightings
                 .iter()
-                .map(|(id, c)| SightingView { id: id.to_string(), by: id.origin.to_string(), count: *c })
+                .map(|s| SightingView {
+                    id: s.id.to_string(),
+                    by: s.id.origin.to_string(),
+                    count: s.count,
+                    created: format_time(s.created_ms),
+                    first_seen: format_time(s.first_seen_ms),
+                    last_seen: format_time(s.last_seen_ms),
+                })
                 .collect(),
             cursor,
         })

@@ -182,7 +182,11 @@ fn retractions_and_sightings_change_indicator_state() {
     assert_eq!(st1.retracted_by.map(|i| i.seq), Some(3));
     let st2 = s.indicator_state(&EntryId { origin: name("ee"), seq: 2 }).unwrap().unwrap();
     assert_eq!(st2.retracted_by.map(|i| i.seq), Some(4));
-    assert_eq!(st2.sightings, vec![(EntryId { origin: name("lv"), seq: 1 }, 7)]);
+    let seen: Vec<(EntryId, u32)> = st2.sightings.iter().map(|s| (s.id.clone(), s.count)).collect();
+    assert_eq!(seen, vec![(EntryId { origin: name("lv"), seq: 1 }, 7)]);
+    assert_eq!(st2.retraction, Some((T0, "false positive".to_string())));
+    let times = (st2.sightings[0].created_ms, st2.sightings[0].first_seen_ms, st2.sightings[0].last_seen_ms);
+    assert_eq!(times, (T0, T0, T0 + 1000));
     // Refused items took no seq.
     assert_eq!(s.head(&name("ee")).unwrap().seq, 4);
 }
