@@ -10,6 +10,7 @@ pub mod config;
 pub mod crypto;
 pub mod demo;
 pub mod devfed;
+pub mod interop;
 pub mod drill;
 pub mod log;
 pub mod model;

@@ -1,0 +1,1 @@
+//! MISP event import and feed export (being written).

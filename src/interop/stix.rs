@@ -1,0 +1,1 @@
+//! STIX 2.1 export and import (being written).
