@@ -12,8 +12,11 @@
 //! - `R name target_seq` → seq of the retraction that revoked `name:target_seq`
 //! - `S name seq sighter_name sighter_seq` → sighting count (u32)
 //! - `F name seq hash` → encoded entry: fork evidence, never overwritten
-//! - `A arrival` → `name seq`: every entry in the order this node stored it (stable query and
-//!   export cursors); `N name seq` → arrival, its reverse
+//! - `A arrival` → `name seq added_us`: every entry in the order this node stored it (stable
+//!   query and export cursors), with the time it was added here in µs since the epoch, strictly
+//!   increasing with the arrival number (TAXII's `date_added`); `N name seq` → arrival, its reverse
+//! - `X uuid` → `name seq`: indicators and sightings by the UUID of their STIX id
+//!   (`interop::entry_uuid`), for TAXII's object lookups
 //! - `K name kind` → u64: number of entries per origin and kind
 //! - `W name seq` → empty: redacted stubs of audience-restricted entries (bodies someone may want)
 //! - `Q name` → seq at which the origin was found forked (quarantine marker)
@@ -205,6 +208,16 @@ pub struct Query {
     pub limit: usize,
 }
 
+/// One entry in this node's arrival order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Arrival {
+    /// Its arrival number: the cursor to continue after it.
+    pub arrival: u64,
+    /// When it was added here, µs since the epoch; strictly increasing with `arrival`.
+    pub added_us: u64,
+    pub id: EntryId,
+}
+
 /// One page of query results.
 #[derive(Debug, Clone)]
 pub struct QueryPage {
@@ -219,17 +232,26 @@ struct State {
     quarantined: BTreeSet<NodeName>,
     /// Next arrival number to assign.
     next_arrival: u64,
+    /// The `added_us` of the last arrival: the next is later, whatever the clock says.
+    added_us: u64,
     /// Entries per (origin, kind byte).
     counts: BTreeMap<(NodeName, u8), u64>,
 }
 
 impl State {
     fn pending(&self) -> Pending {
-        Pending { arrival: self.next_arrival, counts: self.counts.clone(), ..Pending::default() }
+        Pending {
+            arrival: self.next_arrival,
+            added_us: self.added_us,
+            clock_us: now_us(),
+            counts: self.counts.clone(),
+            ..Pending::default()
+        }
     }
 
     fn commit(&mut self, p: Pending) {
         self.next_arrival = p.arrival;
+        self.added_us = p.added_us;
         self.counts = p.counts;
     }
 }
@@ -309,6 +331,7 @@ impl Store {
                 heads: BTreeMap::new(),
                 quarantined: BTreeSet::new(),
                 next_arrival: 1,
+                added_us: 0,
                 counts: BTreeMap::new(),
             }),
         };
@@ -319,9 +342,9 @@ impl Store {
         }
         let heads = store.scan_heads()?;
         let quarantined = store.scan_quarantined()?;
-        let next_arrival = store.scan_next_arrival()?;
+        let (next_arrival, added_us) = store.scan_next_arrival()?;
         let counts = store.scan_counts()?;
-        *store.lock() = State { heads, quarantined, next_arrival, counts };
+        *store.lock() = State { heads, quarantined, next_arrival, added_us, counts };
         Ok(store)
     }
 
@@ -598,6 +621,64 @@ impl Store {
         Ok(QueryPage { items, next: None })
     }
 
+    /// Up to `limit` arrivals after the cursor `after`, in order, of every kind (drill records
+    /// never arrive); `more` when there are further ones. Ends early after `QUERY_SCAN_MAX`.
+    pub fn arrivals(&self, after: u64, limit: usize) -> Result<(Vec<Arrival>, bool), StoreError> {
+        let limit = limit.min(QUERY_SCAN_MAX);
+        let mut out = Vec::new();
+        for kv in self.log.range(arrival_key(after.saturating_add(1))..arrival_key(u64::MAX)) {
+            if out.len() >= limit {
+                return Ok((out, true));
+            }
+            let (k, v) = kv.map_err(|e| self.sled_err(e))?;
+            out.push(self.parse_arrival(&k, &v)?);
+        }
+        Ok((out, false))
+    }
+
+    /// The cursor before the first arrival added after `t_us` (µs since the epoch): a walk from
+    /// it sees exactly what was added after `t_us`, as `added_us` grows with the arrival number.
+    pub fn arrival_cursor_after(&self, t_us: u64) -> Result<u64, StoreError> {
+        // Binary search over arrival numbers; upgrades leave gaps, so probe the first row at or
+        // after a number.
+        let first_at_or_after = |n: u64| -> Result<Option<Arrival>, StoreError> {
+            match self.log.range(arrival_key(n)..arrival_key(u64::MAX)).next() {
+                None => Ok(None),
+                Some(kv) => {
+                    let (k, v) = kv.map_err(|e| self.sled_err(e))?;
+                    Ok(Some(self.parse_arrival(&k, &v)?))
+                }
+            }
+        };
+        let (mut lo, mut hi) = (1u64, self.lock().next_arrival);
+        // Invariant: every arrival below `lo` was added at or before `t_us`; from `hi` on, none
+        // is (or there is none).
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            match first_at_or_after(mid)? {
+                Some(a) if a.added_us <= t_us => lo = a.arrival + 1,
+                _ => hi = mid,
+            }
+        }
+        Ok(lo - 1)
+    }
+
+    /// The indicator or sighting whose STIX id has this UUID (`interop::entry_uuid`).
+    pub fn by_stix_uuid(&self, uuid: &uuid::Uuid) -> Result<Option<EntryId>, StoreError> {
+        let mut k = vec![b'X'];
+        k.extend_from_slice(uuid.as_bytes());
+        match self.log.get(k).map_err(|e| self.sled_err(e))? {
+            None => Ok(None),
+            Some(v) => {
+                let (origin, seq, rest) = split_name_seq(&v).ok_or_else(|| self.corrupt("stix id row".into()))?;
+                if !rest.is_empty() {
+                    return Err(self.corrupt("stix id row".into()));
+                }
+                Ok(Some(EntryId { origin, seq }))
+            }
+        }
+    }
+
     /// The arrival number of an entry held here.
     pub fn arrival_of(&self, id: &EntryId) -> Result<Option<u64>, StoreError> {
         let mut k = vec![b'N'];
@@ -858,11 +939,20 @@ impl Store {
         if h.kind != EntryKind::Drill as u8 {
             let arrival = pending.arrival;
             pending.arrival += 1;
-            let mut name_seq = Vec::with_capacity(42);
-            put_name_seq(&mut name_seq, &h.origin, h.seq);
-            batch.insert(arrival_key(arrival), name_seq);
+            pending.added_us = pending.clock_us.max(pending.added_us + 1);
+            let mut row = Vec::with_capacity(50);
+            put_name_seq(&mut row, &h.origin, h.seq);
+            row.extend_from_slice(&pending.added_us.to_be_bytes());
+            batch.insert(arrival_key(arrival), row);
             batch.insert(n_key, &arrival.to_be_bytes());
             pending.arrivals.insert((h.origin.clone(), h.seq), arrival);
+        }
+        if let Some(object_type) = crate::interop::stix_type_of(h.kind) {
+            let mut k = vec![b'X'];
+            k.extend_from_slice(crate::interop::entry_uuid(object_type, &v.id()).as_bytes());
+            let mut name_seq = Vec::with_capacity(42);
+            put_name_seq(&mut name_seq, &h.origin, h.seq);
+            batch.insert(k, name_seq);
         }
         match v.body() {
             Some(Body::Indicator(ind)) => {
@@ -959,15 +1049,27 @@ impl Store {
         Ok(heads)
     }
 
-    fn scan_next_arrival(&self) -> Result<u64, StoreError> {
+    /// The next arrival number and the last `added_us`.
+    fn scan_next_arrival(&self) -> Result<(u64, u64), StoreError> {
         match self.log.scan_prefix(b"A").next_back() {
-            None => Ok(1),
+            None => Ok((1, 0)),
             Some(kv) => {
-                let (k, _) = kv.map_err(|e| self.sled_err(e))?;
-                let n = k.get(1..9).and_then(|b| b.try_into().ok()).map(u64::from_be_bytes);
-                n.map(|n| n + 1).ok_or_else(|| self.corrupt("arrival key".into()))
+                let (k, v) = kv.map_err(|e| self.sled_err(e))?;
+                let a = self.parse_arrival(&k, &v)?;
+                Ok((a.arrival + 1, a.added_us))
             }
         }
+    }
+
+    fn parse_arrival(&self, k: &[u8], v: &[u8]) -> Result<Arrival, StoreError> {
+        let arrival = k
+            .get(1..9)
+            .and_then(|b| b.try_into().ok())
+            .map(u64::from_be_bytes)
+            .ok_or_else(|| self.corrupt("arrival key".into()))?;
+        let (origin, seq, rest) = split_name_seq(v).ok_or_else(|| self.corrupt("arrival row".into()))?;
+        let added_us = rest.try_into().map(u64::from_be_bytes).map_err(|_| self.corrupt("arrival time".into()))?;
+        Ok(Arrival { arrival, added_us, id: EntryId { origin, seq } })
     }
 
     fn scan_counts(&self) -> Result<BTreeMap<(NodeName, u8), u64>, StoreError> {
@@ -1012,9 +1114,17 @@ struct Pending {
     retracted: BTreeSet<(NodeName, u64)>,
     /// Next arrival number, and those assigned in this batch.
     arrival: u64,
+    /// The `added_us` of the last arrival assigned, and the clock when the batch began.
+    added_us: u64,
+    clock_us: u64,
     arrivals: HashMap<(NodeName, u64), u64>,
     /// Entries per (origin, kind), including this batch.
     counts: BTreeMap<(NodeName, u8), u64>,
+}
+
+/// The wall clock in µs since the epoch (the store is an IO shell: it stamps arrivals itself).
+fn now_us() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_micros() as u64).unwrap_or(0)
 }
 
 fn put_name(k: &mut Vec<u8>, n: &NodeName) {

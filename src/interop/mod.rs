@@ -10,10 +10,30 @@
 
 use std::collections::BTreeMap;
 
-use crate::model::IndicatorInput;
+use crate::model::{EntryId, EntryKind, IndicatorInput};
 
 pub mod misp;
 pub mod stix;
+
+/// The namespace of ctix's STIX ids (UUIDv5, RFC 9562): fixed for ever, so that an entry maps to
+/// the same STIX id on every node and in every export.
+pub const STIX_NAMESPACE: uuid::Uuid = uuid::Uuid::from_u128(0x5c1f_0a7e_63b4_4f0e_9d2a_c71c_e7a0_2026);
+
+/// The UUID of the STIX object of `object_type` (`indicator`, `sighting`) made from the entry
+/// `id`: UUIDv5 of `"{object_type}:{origin}:{seq}"` in [`STIX_NAMESPACE`].
+pub fn entry_uuid(object_type: &str, id: &EntryId) -> uuid::Uuid {
+    uuid::Uuid::new_v5(&STIX_NAMESPACE, format!("{object_type}:{}:{}", id.origin, id.seq).as_bytes())
+}
+
+/// The STIX object type an entry of this kind byte becomes, if it becomes one of its own
+/// (a retraction becomes a new version of its indicator; drill records never leave ctix).
+pub fn stix_type_of(kind: u8) -> Option<&'static str> {
+    match EntryKind::from_u8(kind)? {
+        EntryKind::Indicator => Some("indicator"),
+        EntryKind::Sighting => Some("sighting"),
+        EntryKind::Retraction | EntryKind::Drill => None,
+    }
+}
 
 /// What an import made of a file: the indicators to submit, and every object it did not take.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
