@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # The test command (README "Run the tests"; .ci/run calls exactly this): every cargo test, then
 # the drill reports rendered in headless Chromium (scripts/check-reports.sh; installs Chromium
-# from Debian's packages if it is missing). Arguments go to `cargo test`; with any, only the
-# cargo tests run (e.g. `scripts/test.sh drill::` to run a subset).
+# from Debian's packages if it is missing), then the STIX/TAXII/MISP conformance checks with the
+# standards' own tools on a live node (scripts/interop-check.sh; installs them from PyPI).
+# Arguments go to `cargo test`; with any, only the cargo tests run (`scripts/test.sh drill::`).
 # Slow variants: CTIX_SIM_SEEDS=5000 (simulation seeds), CTIX_KILL9_ROUNDS=50 (crash rounds).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo test --all-targets --locked "$@"
 if [[ $# -eq 0 ]]; then
     scripts/check-reports.sh
+    scripts/interop-check.sh
 fi

@@ -95,6 +95,11 @@ pub enum Command {
         #[command(flatten)]
         api: ApiArgs,
     },
+    /// Export indicators a running node holds: a STIX 2.1 bundle, or a MISP feed directory.
+    Export(ExportArgs),
+    /// Import a STIX 2.1 bundle, a MISP event file or a MISP feed directory into a running node;
+    /// what ctix cannot represent is listed with its reason.
+    Import(ImportArgs),
     /// Readiness drills: run a scenario across the federation, acknowledge, report, simulate.
     #[command(subcommand)]
     Drill(DrillCommand),
@@ -274,6 +279,77 @@ pub struct SubmitArgs {
     #[arg(long, value_name = "N", default_value_t = BATCH_SIZE_DEFAULT as u64, conflicts_with = "atomic",
         value_parser = clap::value_parser!(u64).range(1..=SUBMIT_BATCH_MAX as u64))]
     pub batch_size: u64,
+}
+
+/// `ctix export`.
+#[derive(Args, Debug)]
+pub struct ExportArgs {
+    #[command(flatten)]
+    pub api: ApiArgs,
+    /// stix (a STIX 2.1 bundle) or misp (a MISP feed directory: manifest.json, hashes.csv and
+    /// one event per origin and day).
+    #[arg(long, value_enum)]
+    pub format: InteropFormatArg,
+    /// STIX: the file to write (default: standard output). MISP: the feed directory (required).
+    #[arg(long, value_name = "PATH")]
+    pub out: Option<PathBuf>,
+    /// Only this indicator type, e.g. ipv4.
+    #[arg(long = "type", value_name = "TYPE")]
+    pub itype: Option<String>,
+    /// Only indicators published by this node, e.g. lv.
+    #[arg(long, value_name = "NODE")]
+    pub origin: Option<String>,
+    /// Only indicators with this tag.
+    #[arg(long)]
+    pub tag: Option<String>,
+    /// Only this TLP level.
+    #[arg(long)]
+    pub tlp: Option<String>,
+    /// Only indicators created at or after TIME (RFC 3339, a date, or a duration back such as 7d).
+    #[arg(long, value_name = "TIME")]
+    pub since: Option<String>,
+    /// Only indicators created at or before TIME.
+    #[arg(long, value_name = "TIME")]
+    pub until: Option<String>,
+    /// Also export TLP:RED indicators (left out by default: an export travels further than the
+    /// named recipients).
+    #[arg(long)]
+    pub include_red: bool,
+}
+
+/// `ctix import`.
+#[derive(Args, Debug)]
+pub struct ImportArgs {
+    #[command(flatten)]
+    pub api: ApiArgs,
+    /// stix (a STIX 2.1 bundle) or misp (a MISP event JSON file, or a MISP feed directory with
+    /// manifest.json).
+    #[arg(long, value_enum)]
+    pub format: InteropFormatArg,
+    /// The file, or the MISP feed directory.
+    pub path: PathBuf,
+    /// Indicators per request (1 to 10,000).
+    #[arg(long, value_name = "N", default_value_t = BATCH_SIZE_DEFAULT as u64,
+        value_parser = clap::value_parser!(u64).range(1..=SUBMIT_BATCH_MAX as u64))]
+    pub batch_size: u64,
+    /// Parse the file and print what would be imported and skipped; submit nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug)]
+pub enum InteropFormatArg {
+    Stix,
+    Misp,
+}
+
+impl From<InteropFormatArg> for crate::interop::console::Format {
+    fn from(f: InteropFormatArg) -> Self {
+        match f {
+            InteropFormatArg::Stix => crate::interop::console::Format::Stix,
+            InteropFormatArg::Misp => crate::interop::console::Format::Misp,
+        }
+    }
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug)]
@@ -464,6 +540,33 @@ pub fn run(cli: Cli) -> Result<()> {
         }
         Command::Status { json, api } => client::status(&api.connect(Access::Read)?, json),
         Command::Drill(cmd) => crate::drill::console::run(cmd),
+        Command::Export(a) => {
+            let job = crate::interop::console::ExportJob {
+                format: a.format.into(),
+                out: a.out,
+                filter: Filter {
+                    itype: a.itype,
+                    origin: a.origin,
+                    tag: a.tag,
+                    tlp: a.tlp,
+                    since: a.since,
+                    until: a.until,
+                    ..Filter::default()
+                },
+                include_red: a.include_red,
+            };
+            crate::interop::console::export(&a.api.connect(Access::Read)?, &job)
+        }
+        Command::Import(a) => {
+            let job = crate::interop::console::ImportJob {
+                format: a.format.into(),
+                path: a.path,
+                batch_size: usize::try_from(a.batch_size).expect("clap bounds --batch-size"),
+                dry_run: a.dry_run,
+            };
+            let api = if a.dry_run { None } else { Some(a.api.connect(Access::Write)?) };
+            crate::interop::console::import(api.as_ref(), &job)
+        }
     }
 }
 

@@ -342,7 +342,7 @@ fn new_entry_id(r: SubmitResponse) -> Result<String> {
 }
 
 /// `field: message` (the message without its own `invalid FIELD: ` prefix), or the message.
-fn item_error(e: &ErrorDetail) -> String {
+pub(crate) fn item_error(e: &ErrorDetail) -> String {
     let message = clean(&e.message, usize::MAX);
     match &e.field {
         Some(f) => {
@@ -357,7 +357,7 @@ fn item_error(e: &ErrorDetail) -> String {
 
 /// Text from the node made safe for a terminal (control characters escaped, so a peer's value
 /// cannot move the cursor or recolour the screen) and cut to `max_chars`, ending in `…`.
-fn clean(s: &str, max_chars: usize) -> String {
+pub(crate) fn clean(s: &str, max_chars: usize) -> String {
     let mut out = String::new();
     for (n, c) in s.chars().enumerate() {
         if n == max_chars {
@@ -465,7 +465,7 @@ pub fn submit_file(api: &Api, job: &FileJob) -> Result<()> {
     Ok(())
 }
 
-fn progress_bar(len: Option<u64>) -> ProgressBar {
+pub(crate) fn progress_bar(len: Option<u64>) -> ProgressBar {
     if !io::stderr().is_terminal() {
         return ProgressBar::hidden();
     }
@@ -998,7 +998,7 @@ pub struct Filter {
 }
 
 impl Filter {
-    fn params(&self) -> Vec<(&'static str, String)> {
+    pub fn params(&self) -> Vec<(&'static str, String)> {
         let text = [
             ("type", &self.itype),
             ("value", &self.value),

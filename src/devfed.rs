@@ -88,6 +88,10 @@ pub fn generate(dir: &Path, nodes: &[NodeName], base_port: u16) -> Result<DevFed
             "api": format!("http://127.0.0.1:{api_port}"),
             "token_rw": token_rw,
             "token_ro": token_ro,
+            // TAXII clients log in with HTTP basic auth: the token's name and the token.
+            "taxii_url": format!("http://127.0.0.1:{api_port}/taxii2/"),
+            "taxii_user": "analysts",
+            "taxii_password": token_rw,
         });
         let creds_path = node_dir.join("credentials.json");
         pki::write_secret_file(&creds_path, format!("{creds:#}\n").as_bytes()).map_err(|e| e.to_string())?;

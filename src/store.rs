@@ -636,6 +636,14 @@ impl Store {
         Ok((out, false))
     }
 
+    /// The arrival numbered `n`, if it is still in the order (an upgraded stub moved on).
+    pub fn arrival_at(&self, n: u64) -> Result<Option<Arrival>, StoreError> {
+        match self.log.get(arrival_key(n)).map_err(|e| self.sled_err(e))? {
+            None => Ok(None),
+            Some(v) => Ok(Some(self.parse_arrival(&arrival_key(n), &v)?)),
+        }
+    }
+
     /// The cursor before the first arrival added after `t_us` (µs since the epoch): a walk from
     /// it sees exactly what was added after `t_us`, as `added_us` grows with the arrival number.
     pub fn arrival_cursor_after(&self, t_us: u64) -> Result<u64, StoreError> {

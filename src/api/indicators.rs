@@ -62,7 +62,11 @@ pub async fn submit_one(
 
 /// Validates every input, then appends the valid ones in one call (none if `atomic` and any is
 /// invalid). Results are in input order.
-async fn submit(inner: &Inner, inputs: Vec<IndicatorInput>, atomic: bool) -> Result<SubmitResponse, ApiError> {
+pub(super) async fn submit(
+    inner: &Inner,
+    inputs: Vec<IndicatorInput>,
+    atomic: bool,
+) -> Result<SubmitResponse, ApiError> {
     let now = crate::now_ms();
     let checked = tokio::task::spawn_blocking(move || {
         inputs.iter().map(|i| Indicator::from_input(i, now)).collect::<Vec<Result<Indicator, ModelError>>>()

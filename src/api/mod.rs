@@ -9,6 +9,8 @@ mod drills;
 mod error;
 mod indicators;
 mod metrics;
+mod misp_feed;
+mod taxii;
 
 use std::any::Any;
 use std::future::Future;
@@ -61,7 +63,7 @@ const DRILL_ACK: &str = "/api/v1/drills/{id}/ack";
 const DRILL_ABORT: &str = "/api/v1/drills/{id}/abort";
 const HEALTHZ: &str = "/healthz";
 const METRICS: &str = "/metrics";
-const ROUTES: [&str; 13] = [
+const ROUTES: [&str; 23] = [
     INDICATORS,
     INDICATOR,
     INDICATOR_BY_ID,
@@ -75,6 +77,16 @@ const ROUTES: [&str; 13] = [
     DRILL_ABORT,
     HEALTHZ,
     METRICS,
+    misp_feed::FEED_FILE,
+    taxii::DISCOVERY,
+    taxii::API_ROOT,
+    taxii::COLLECTIONS,
+    taxii::COLLECTION,
+    taxii::OBJECTS,
+    taxii::OBJECT,
+    taxii::VERSIONS,
+    taxii::MANIFEST,
+    taxii::STATUS,
 ];
 /// The `route` label of requests that match no route.
 const UNMATCHED: &str = "unmatched";
@@ -92,6 +104,10 @@ struct Inner {
     tokens: Vec<TokenKey>,
     requests: Mutex<RequestMetrics>,
     in_flight: Semaphore,
+    /// TAXII status resources of recent POSTs.
+    taxii_status: Mutex<taxii::StatusLog>,
+    /// MISP feeds recently built, per role.
+    misp_feed: misp_feed::FeedCache,
 }
 
 /// A configured token, kept as a digest so that checking one takes the same time whatever it is.
@@ -128,6 +144,8 @@ pub fn router(state: ApiState) -> Router {
         tokens,
         requests: Mutex::new(RequestMetrics::default()),
         in_flight: Semaphore::new(REQUESTS_IN_FLIGHT_MAX),
+        taxii_status: Mutex::new(taxii::StatusLog::default()),
+        misp_feed: misp_feed::FeedCache::default(),
     });
     Router::new()
         .route(INDICATORS, get(indicators::query).post(indicators::submit_batch))
@@ -143,6 +161,16 @@ pub fn router(state: ApiState) -> Router {
         .route(DRILL_ABORT, post(drills::abort))
         .route(HEALTHZ, get(healthz))
         .route(METRICS, get(metrics_text))
+        .route(misp_feed::FEED_FILE, get(misp_feed::file))
+        .route(taxii::DISCOVERY, get(taxii::discovery))
+        .route(taxii::API_ROOT, get(taxii::api_root))
+        .route(taxii::COLLECTIONS, get(taxii::collections))
+        .route(taxii::COLLECTION, get(taxii::collection_one))
+        .route(taxii::OBJECTS, get(taxii::get_objects).post(taxii::post_objects))
+        .route(taxii::OBJECT, get(taxii::get_object))
+        .route(taxii::VERSIONS, get(taxii::get_versions))
+        .route(taxii::MANIFEST, get(taxii::get_manifest))
+        .route(taxii::STATUS, get(taxii::get_status))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(REQUEST_BYTES_MAX))
@@ -306,41 +334,53 @@ async fn metrics_text(State(inner): State<Arc<Inner>>, _: Caller) -> Result<Resp
     Ok(([(header::CONTENT_TYPE, metrics::CONTENT_TYPE)], text).into_response())
 }
 
-async fn not_found(req: Request) -> ApiError {
+async fn not_found(req: Request) -> Response {
+    if taxii::is_taxii_path(req.uri().path()) {
+        return taxii::unknown_endpoint(req.uri().path());
+    }
     let path: String = req.uri().path().chars().take(200).collect();
-    ApiError::not_found(format!("no such endpoint: {path} (the API is under /api/v1; see the README)"))
+    ApiError::not_found(format!("no such endpoint: {path} (the API is under /api/v1; see the README)")).into_response()
 }
 
-async fn method_not_allowed(req: Request) -> ApiError {
-    ApiError::new(
-        StatusCode::METHOD_NOT_ALLOWED,
-        "method_not_allowed",
-        format!("{} is not allowed here: the Allow header lists the methods this endpoint takes", req.method()),
-    )
+async fn method_not_allowed(req: Request) -> Response {
+    let message =
+        format!("{} is not allowed here: the Allow header lists the methods this endpoint takes", req.method());
+    if taxii::is_taxii_path(req.uri().path()) {
+        return taxii::TaxiiError::new(StatusCode::METHOD_NOT_ALLOWED, "Method not allowed", message).into_response();
+    }
+    ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", message).into_response()
 }
 
 /// Around every request: bounds the requests in flight, answers a panicking handler with a 500
 /// (the panic is logged; the server and other requests go on), and records route statistics.
 async fn observe(State(inner): State<Arc<Inner>>, req: Request, next: Next) -> Response {
     let route = route_label(req.uri().path());
+    let taxii = taxii::is_taxii_path(req.uri().path());
     let started = Instant::now();
     let response = match inner.in_flight.try_acquire() {
         Err(_) => {
-            ApiError::unavailable("busy", format!("over {REQUESTS_IN_FLIGHT_MAX} requests in progress: retry shortly"))
-                .into_response()
+            let e = ApiError::unavailable(
+                "busy",
+                format!("over {REQUESTS_IN_FLIGHT_MAX} requests in progress: retry shortly"),
+            );
+            if taxii { taxii::TaxiiError::from(e).into_response() } else { e.into_response() }
         }
-        Ok(_permit) => run_catching_panics(req, next).await,
+        Ok(_permit) => run_catching_panics(req, next, taxii).await,
     };
     let took = started.elapsed();
     inner.requests.lock().unwrap_or_else(|p| p.into_inner()).record(route, response.status().as_u16(), took);
     response
 }
 
-/// Runs the rest of the stack; a panic in it becomes a 500 `internal` answer (details logged).
-async fn run_catching_panics(req: Request, next: Next) -> Response {
+/// Runs the rest of the stack; a panic in it becomes a 500 `internal` answer (details logged),
+/// a TAXII error message on TAXII paths.
+async fn run_catching_panics(req: Request, next: Next, taxii: bool) -> Response {
     match CatchUnwind(Box::pin(next.run(req))).await {
         Ok(r) => r,
-        Err(panic) => ApiError::internal("handler panicked", &panic_message(&*panic)).into_response(),
+        Err(panic) => {
+            let e = ApiError::internal("handler panicked", &panic_message(&*panic));
+            if taxii { taxii::TaxiiError::from(e).into_response() } else { e.into_response() }
+        }
     }
 }
 
@@ -425,7 +465,7 @@ mod tests {
             panic!("deliberate test panic")
         }
         let app = Router::new().route("/boom", get(boom)).route("/ok", get(|| async { "fine" }));
-        let app = app.layer(middleware::from_fn(run_catching_panics));
+        let app = app.layer(middleware::from_fn(|req, next| run_catching_panics(req, next, false)));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         tokio::spawn(async move { axum::serve(listener, app).await });

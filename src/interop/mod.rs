@@ -12,12 +12,13 @@ use std::collections::BTreeMap;
 
 use crate::model::{EntryId, EntryKind, IndicatorInput};
 
+pub mod console;
 pub mod misp;
 pub mod stix;
 
 /// The namespace of ctix's STIX ids (UUIDv5, RFC 9562): fixed for ever, so that an entry maps to
 /// the same STIX id on every node and in every export.
-pub const STIX_NAMESPACE: uuid::Uuid = uuid::Uuid::from_u128(0x5c1f_0a7e_63b4_4f0e_9d2a_c71c_e7a0_2026);
+pub const STIX_NAMESPACE: uuid::Uuid = stix::CTIX_NAMESPACE;
 
 /// The UUID of the STIX object of `object_type` (`indicator`, `sighting`) made from the entry
 /// `id`: UUIDv5 of `"{object_type}:{origin}:{seq}"` in [`STIX_NAMESPACE`].

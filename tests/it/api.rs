@@ -14,23 +14,23 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use crate::federation::{Fed, config, dev_federation, start};
 
 /// One HTTP answer.
-struct Resp {
-    status: u16,
-    headers: Vec<(String, String)>,
-    body: Vec<u8>,
+pub(crate) struct Resp {
+    pub(crate) status: u16,
+    pub(crate) headers: Vec<(String, String)>,
+    pub(crate) body: Vec<u8>,
 }
 
 impl Resp {
-    fn json<T: serde::de::DeserializeOwned>(&self) -> T {
+    pub(crate) fn json<T: serde::de::DeserializeOwned>(&self) -> T {
         serde_json::from_slice(&self.body)
             .unwrap_or_else(|e| panic!("status {}: body is not the expected JSON ({e}): {}", self.status, self.text()))
     }
 
-    fn text(&self) -> String {
+    pub(crate) fn text(&self) -> String {
         String::from_utf8_lossy(&self.body).into_owned()
     }
 
-    fn header(&self, name: &str) -> Option<&str> {
+    pub(crate) fn header(&self, name: &str) -> Option<&str> {
         self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
     }
 
@@ -46,7 +46,7 @@ impl Resp {
 
 /// Sends `head` (request line and headers, ending in a blank line) and `body` on a fresh
 /// connection and reads the whole answer (`Connection: close`).
-async fn raw(addr: SocketAddr, head: &str, body: &[u8]) -> Resp {
+pub(crate) async fn raw(addr: SocketAddr, head: &str, body: &[u8]) -> Resp {
     let exchange = async {
         let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
         s.write_all(head.as_bytes()).await.unwrap();
@@ -86,20 +86,20 @@ fn dechunk(mut b: &[u8]) -> Vec<u8> {
 }
 
 /// A client of one node's API, holding its `rw` and `ro` tokens.
-struct Api {
-    addr: SocketAddr,
-    rw: String,
-    ro: String,
+pub(crate) struct Api {
+    pub(crate) addr: SocketAddr,
+    pub(crate) rw: String,
+    pub(crate) ro: String,
 }
 
 impl Api {
-    fn new(fed: &Fed, node: &str, running: &Running) -> Api {
+    pub(crate) fn new(fed: &Fed, node: &str, running: &Running) -> Api {
         let tokens = config(fed, node).api_tokens;
         let of = |role| tokens.iter().find(|t| t.role == role).unwrap().token.clone();
         Api { addr: running.api_addr, rw: of(Role::Rw), ro: of(Role::Ro) }
     }
 
-    async fn request(&self, method: &str, path: &str, token: Option<&str>, body: Option<&str>) -> Resp {
+    pub(crate) async fn request(&self, method: &str, path: &str, token: Option<&str>, body: Option<&str>) -> Resp {
         let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n", self.addr);
         if let Some(t) = token {
             head += &format!("Authorization: Bearer {t}\r\n");
@@ -110,20 +110,20 @@ impl Api {
         raw(self.addr, &(head + "\r\n"), body.unwrap_or("").as_bytes()).await
     }
 
-    async fn get(&self, path: &str) -> Resp {
+    pub(crate) async fn get(&self, path: &str) -> Resp {
         self.request("GET", path, Some(&self.rw), None).await
     }
 
-    async fn get_ro(&self, path: &str) -> Resp {
+    pub(crate) async fn get_ro(&self, path: &str) -> Resp {
         self.request("GET", path, Some(&self.ro), None).await
     }
 
-    async fn post(&self, path: &str, body: &Value) -> Resp {
+    pub(crate) async fn post(&self, path: &str, body: &Value) -> Resp {
         self.request("POST", path, Some(&self.rw), Some(&body.to_string())).await
     }
 
     /// Polls `GET path` until `done` holds; panics after `secs`.
-    async fn get_until(&self, path: &str, secs: u64, done: impl Fn(&Resp) -> bool) -> Resp {
+    pub(crate) async fn get_until(&self, path: &str, secs: u64, done: impl Fn(&Resp) -> bool) -> Resp {
         let deadline = Instant::now() + Duration::from_secs(secs);
         loop {
             let r = self.get(path).await;
@@ -136,7 +136,7 @@ impl Api {
     }
 
     /// Submits a batch that must be accepted whole; returns the ids.
-    async fn submit(&self, indicators: Value) -> Vec<String> {
+    pub(crate) async fn submit(&self, indicators: Value) -> Vec<String> {
         let r = self.post("/api/v1/indicators", &json!({ "indicators": indicators })).await;
         assert_eq!(r.status, 200, "{}", r.text());
         let s: SubmitResponse = r.json();
@@ -145,7 +145,7 @@ impl Api {
     }
 }
 
-async fn stop_all(nodes: Vec<Running>) {
+pub(crate) async fn stop_all(nodes: Vec<Running>) {
     for n in nodes {
         n.stop().await;
     }

@@ -57,14 +57,14 @@ impl Node {
 
 /// What a run of the binary did.
 #[derive(Debug)]
-struct Out {
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
+pub(crate) struct Out {
+    pub(crate) code: Option<i32>,
+    pub(crate) stdout: String,
+    pub(crate) stderr: String,
 }
 
 impl Out {
-    fn ok(self) -> Out {
+    pub(crate) fn ok(self) -> Out {
         assert_eq!(self.code, Some(0), "ctix failed: {self:?}");
         self
     }
@@ -81,7 +81,7 @@ impl Out {
 }
 
 /// Runs `ctix ARGS FLAGS` on the blocking pool, with no `CTIX_API`/`CTIX_TOKEN` from outside.
-async fn ctix(args: &[&str], flags: &[(&str, &str)]) -> Out {
+pub(crate) async fn ctix(args: &[&str], flags: &[(&str, &str)]) -> Out {
     let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_ctix"));
     cmd.args(args).env_remove("CTIX_API").env_remove("CTIX_TOKEN").stdin(std::process::Stdio::null());
     for (flag, value) in flags {
