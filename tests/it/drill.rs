@@ -295,10 +295,25 @@ async fn refused_faults_and_unacknowledged_situations_are_reported() {
     assert_eq!(sitrep.cells["lv"].status, Status::Success, "LV acknowledged in time: {sitrep:?}");
     assert!(sitrep.cells["lt"].delivered_after_ms.is_some(), "delivered, just not acknowledged");
 
-    // Drill data never shows as intelligence, and a finished drill can be purged.
-    for node in nodes.values() {
+    // Drill data never shows as intelligence: not in queries, nor in any export (STIX, TAXII,
+    // MISP feed), and a finished drill can be purged.
+    for (name, node) in &nodes {
         let page = node.handle.store.query(&Query { limit: 1000, ..Default::default() }).unwrap();
         assert!(page.items.is_empty(), "drill indicators are not query results: {:?}", page.items.len());
+        assert!(node.handle.store.arrivals(0, 1000).unwrap().0.is_empty(), "drill records never arrive");
+        let api = crate::api::Api::new(&_fed, name, node);
+        let taxii = api.get("/taxii2/api/collections/all/objects/?match[version]=all").await;
+        assert_eq!(taxii.status, 200, "{}", taxii.text());
+        assert_eq!(taxii.json::<serde_json::Value>(), serde_json::json!({ "more": false }), "TAXII serves no drill data");
+        let feed = api.get("/api/v1/misp-feed/manifest.json").await;
+        assert_eq!(feed.text(), "{}", "the MISP feed holds no drill data");
+        let dir = tempfile::tempdir().unwrap();
+        let bundle = dir.path().join("b.json");
+        let url = format!("http://{}", api.addr);
+        let args = ["export", "--format", "stix", "--out", bundle.to_str().unwrap()];
+        crate::cli::ctix(&args, &[("--api", &url), ("--token", &api.ro)]).await.ok();
+        let b: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&bundle).unwrap()).unwrap();
+        assert_eq!(b["objects"], serde_json::json!([]), "the STIX export holds no drill data: {b}");
     }
     assert!(nodes["ee"].handle.drill_list().await.unwrap().iter().any(|d| d.id == drill));
     let purged = nodes["lv"].handle.drill_purge(drill.clone()).await.unwrap();
