@@ -304,7 +304,11 @@ async fn refused_faults_and_unacknowledged_situations_are_reported() {
         let api = crate::api::Api::new(&_fed, name, node);
         let taxii = api.get("/taxii2/api/collections/all/objects/?match[version]=all").await;
         assert_eq!(taxii.status, 200, "{}", taxii.text());
-        assert_eq!(taxii.json::<serde_json::Value>(), serde_json::json!({ "more": false }), "TAXII serves no drill data");
+        assert_eq!(
+            taxii.json::<serde_json::Value>(),
+            serde_json::json!({ "more": false }),
+            "TAXII serves no drill data"
+        );
         let feed = api.get("/api/v1/misp-feed/manifest.json").await;
         assert_eq!(feed.text(), "{}", "the MISP feed holds no drill data");
         let dir = tempfile::tempdir().unwrap();

@@ -162,3 +162,47 @@ async fn misp_feeds_export_import_and_serve_without_tlp_red() {
     assert_eq!(none.status, 401);
     stop_all(vec![ee]).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ten_thousand_attribute_misp_event_is_imported_with_a_summary_per_reason() {
+    let fed = dev_federation(&["ee"]);
+    let ee = start(&fed, "ee").await;
+    let api = Api::new(&fed, "ee", &ee);
+    // 9,000 ip-dst attributes to import, 600 regkeys, 400 that are context only (to_ids false).
+    let mut attributes = Vec::new();
+    for i in 0..9_000 {
+        let ip = format!("10.{}.{}.{}", i / 65536, (i / 256) % 256, i % 256);
+        attributes.push(json!({ "type": "ip-dst", "category": "Network activity", "value": ip, "to_ids": true,
+                                "uuid": format!("00000000-0000-4000-8000-{i:012}") }));
+    }
+    for i in 0..600 {
+        attributes.push(json!({ "type": "regkey", "category": "Persistence mechanism", "to_ids": true,
+                                "value": format!("HKLM\\Software\\x{i}"), "uuid": format!("00000000-0000-4000-9000-{i:012}") }));
+    }
+    for i in 0..400 {
+        attributes.push(json!({ "type": "domain", "category": "Network activity", "to_ids": false,
+                                "value": format!("victim{i}.example"), "uuid": format!("00000000-0000-4000-a000-{i:012}") }));
+    }
+    let event = json!({ "Event": { "uuid": "5f0e9c56-1d1c-4b6e-9a3e-1c2d3e4f5a6b", "info": "big", "date": "2026-11-29",
+                                   "Tag": [{ "name": "tlp:green" }], "Attribute": attributes } });
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("event.json");
+    std::fs::write(&path, event.to_string()).unwrap();
+    let url = format!("http://{}", api.addr);
+    let flags = [("--api", url.as_str()), ("--token", api.rw.as_str())];
+    let out = ctix(&["import", "--format", "misp", path.to_str().unwrap()], &flags).await.ok();
+    let summary = &out.stdout;
+    assert!(summary.contains("10000 objects, 9000 indicators to import, 1000 skipped"), "{summary}");
+    let count_of = |needle: &str| {
+        summary
+            .lines()
+            .find(|l| l.contains(needle) && l.trim_start().starts_with(|c: char| c.is_ascii_digit()))
+            .and_then(|l| l.split_whitespace().next()?.parse::<usize>().ok())
+    };
+    assert_eq!(count_of("regkey"), Some(600), "{summary}");
+    assert_eq!(count_of("to_ids"), Some(400), "{summary}");
+    assert!(summary.contains("9000 accepted, 0 refused by the node"), "{summary}");
+    let r = api.get("/api/v1/indicators?tlp=green&limit=1").await;
+    assert_eq!(r.json::<QueryResponse>().items.len(), 1);
+    stop_all(vec![ee]).await;
+}
