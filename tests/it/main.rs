@@ -1,12 +1,15 @@
 //! ctix integration tests: one binary, one module per feature.
 
 mod api;
+mod attacks;
 mod cli;
+mod crash;
 mod daemon;
 mod demo;
 mod drill;
 mod federation;
 mod interop;
+mod lab;
 mod log;
 mod model;
 mod sim;
