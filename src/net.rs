@@ -5,7 +5,9 @@
 //! the roster name it is reached as. Outgoing connections name the peer as the TLS server name;
 //! incoming ones are matched against every roster name, so a valid certificate for `lv` is `lv`
 //! and nothing else. The node with the lower name dials; the other accepts, so each pair holds
-//! one connection.
+//! one connection. A node that starts also dials, once, the peers that normally dial it
+//! (`announce`): a peer may still hold a connection to this node's previous run, killed without
+//! closing it, and would otherwise wait for that connection's idle timeout before dialling again.
 
 use std::collections::{BTreeSet, HashMap};
 use std::net::SocketAddr;
@@ -48,6 +50,8 @@ pub const KEEP_ALIVE_MS: u64 = 5_000;
 pub const HANDSHAKES_IN_FLIGHT_MAX: usize = 2 * crate::roster::MEMBERS_MAX;
 /// Handshake or dial taking longer than this is abandoned and retried.
 pub const CONNECT_TIMEOUT_MS: u64 = 5_000;
+/// Dials a starting node makes to each peer that normally dials it (see `Net::announce`).
+pub const ANNOUNCE_ATTEMPTS_MAX: u32 = 5;
 /// Reconnect back-off: first delay and cap (doubles per failed attempt).
 pub const RECONNECT_BASE_MS: u64 = 200;
 pub const RECONNECT_MAX_MS: u64 = 10_000;
@@ -152,6 +156,8 @@ impl Net {
         for m in cfg.roster.members() {
             if m.name > cfg.me {
                 tokio::spawn(net.clone().dial_loop(m.name.clone(), m.quic_addr.clone()));
+            } else if m.name < cfg.me {
+                tokio::spawn(net.clone().announce(m.name.clone(), m.quic_addr.clone()));
             }
         }
         Ok((net, rx))
@@ -268,6 +274,39 @@ impl Net {
                 return;
             }
             self.pause(backoff).await;
+        }
+    }
+
+    /// Dials a peer that normally dials us, until the first connection with it exists either way
+    /// (at most `ANNOUNCE_ATTEMPTS_MAX` tries). Our connection replaces one the peer still holds
+    /// from our previous run; from then on the peer's `dial_loop` keeps the link.
+    async fn announce(self, peer: NodeName, addr: String) {
+        let mut backoff = RECONNECT_BASE_MS;
+        for _ in 0..ANNOUNCE_ATTEMPTS_MAX {
+            if self.is_closing() || lock(&self.shared.peers).contains_key(&peer) {
+                return;
+            }
+            if !lock(&self.shared.blocked).contains(&peer) {
+                let mut stop = self.shared.shutdown.subscribe();
+                let dialled = tokio::select! {
+                    r = self.dial(&peer, &addr) => r,
+                    _ = stop.wait_for(|s| *s) => return,
+                };
+                match dialled {
+                    Ok(conn) if !lock(&self.shared.peers).contains_key(&peer) => {
+                        self.run_connection(peer, conn).await;
+                        return;
+                    }
+                    // The peer dialled us meanwhile: keep its connection.
+                    Ok(conn) => {
+                        conn.close(VarInt::from_u32(close_code::REPLACED), b"already connected");
+                        return;
+                    }
+                    Err(e) => tracing::debug!(%peer, %addr, error = %e, "announce dial failed"),
+                }
+            }
+            self.pause(backoff).await;
+            backoff = (backoff * 2).min(RECONNECT_MAX_MS);
         }
     }
 
@@ -444,6 +483,22 @@ pub fn tls_configs(cfg: &NetConfig) -> Result<(quinn::ServerConfig, quinn::Clien
     let certs = pki::load_certs(&cfg.cert)?;
     let key = pki::load_tls_key(&cfg.key)?;
     let tls = |e: rustls::Error| NetError::Tls(e.to_string());
+    // A node presenting a certificate for another member would be taken for that member by
+    // every peer it dials: refuse to start with it.
+    let names_me = certs.first().is_some_and(|leaf| {
+        webpki::EndEntityCert::try_from(leaf).is_ok_and(|ee| {
+            ServerName::try_from(cfg.me.as_str()).is_ok_and(|sn| ee.verify_is_valid_for_subject_name(&sn).is_ok())
+        })
+    });
+    if !names_me {
+        return Err(NetError::Tls(format!(
+            "the certificate {} does not name this node {}: install this node's own certificate \
+             (`ctix ca issue {}`)",
+            cfg.cert.display(),
+            cfg.me,
+            cfg.me
+        )));
+    }
 
     let verifier = WebPkiClientVerifier::builder_with_provider(roots.clone(), provider.clone())
         .build()

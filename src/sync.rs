@@ -199,6 +199,13 @@ impl Sync {
 
     pub fn peer_connected(&mut self, now: u64, peer: &NodeName) {
         let heads = wire_heads(&self.heads);
+        if !self.peers.contains_key(peer) {
+            return;
+        }
+        // A new connection replaces any earlier one (the transport reports no disconnect for a
+        // replaced connection): requests sent on it will never be answered, so ask again now
+        // rather than after `request_timeout_ms`.
+        self.in_flight.retain(|_, f| f.peer != *peer);
         let Some(p) = self.peers.get_mut(peer) else { return };
         *p =
             Peer { connected: true, backoff_ms: p.backoff_ms, backoff_until_ms: p.backoff_until_ms, ..Peer::default() };
