@@ -600,22 +600,20 @@ fn run_node(path: &std::path::Path) -> Result<()> {
     let cfg = crate::config::Config::load(path)?;
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the async runtime")?;
     rt.block_on(async move {
+        // Handlers first: a signal that arrives while the node starts must stop it cleanly, not
+        // kill the process with the default action.
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut term = signal(SignalKind::terminate()).context("installing a SIGTERM handler")?;
+        let mut int = signal(SignalKind::interrupt()).context("installing a SIGINT handler")?;
         let running = crate::node::start(cfg).await?;
-        shutdown_signal().await;
+        tokio::select! {
+            _ = int.recv() => {}
+            _ = term.recv() => {}
+        }
         tracing::info!("signal received: shutting down");
         running.stop().await;
         Ok(())
     })
-}
-
-/// Resolves on SIGINT or SIGTERM.
-async fn shutdown_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term = signal(SignalKind::terminate()).expect("installing a SIGTERM handler");
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
-    }
 }
 
 /// Logs to stderr; `RUST_LOG` sets levels per module (default `info`), `CTIX_LOG_FORMAT=json`

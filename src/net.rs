@@ -8,17 +8,25 @@
 //! one connection. A node that starts also dials, once, the peers that normally dial it
 //! (`announce`): a peer may still hold a connection to this node's previous run, killed without
 //! closing it, and would otherwise wait for that connection's idle timeout before dialling again.
+//!
+//! Revocation: the CA file may also hold the federation CA's certificate revocation lists (PEM
+//! `X509 CRL` sections after the certificates). A certificate a CRL lists is refused both ways,
+//! when a peer dials in and when we dial it. Without CRLs nothing is refused as revoked.
 
 use std::collections::{BTreeSet, HashMap};
+use std::io::Read;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use quinn::crypto::rustls::{QuicClientConfig, QuicServerConfig};
 use quinn::{Connection, Endpoint, IdleTimeout, RecvStream, SendStream, TransportConfig, VarInt};
 use rustls::RootCertStore;
-use rustls::pki_types::{CertificateDer, ServerName};
+use rustls::client::WebPkiServerVerifier;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, CertificateRevocationListDer, ServerName};
 use rustls::server::WebPkiClientVerifier;
 use tokio::sync::mpsc;
 
@@ -32,6 +40,14 @@ pub const ALPN: &[u8] = b"ctix/1";
 /// Messages queued for one peer. A peer that cannot keep up is disconnected and resynchronises
 /// from version vectors on reconnect, so the queue never grows without bound.
 pub const PEER_SEND_QUEUE_MAX: usize = 1024;
+/// Bytes queued for one peer (estimated by `queued_bytes`), on top of `PEER_SEND_QUEUE_MAX` and
+/// of what QUIC buffers: messages are up to `FRAME_BYTES_MAX` each, so a count alone would let a
+/// peer that floods requests and never reads the answers pin gigabytes. 64 MiB holds maximal
+/// answers to every request an honest peer has in flight (`requests_in_flight_per_peer_max`, 8)
+/// twice over. A peer that lets more pile up is disconnected like a slow one and pulls the rest
+/// after reconnecting; so is one sent a bigger burst at once (a 10,000-entry append of
+/// indicators averaging over 6 KiB each).
+pub const PEER_SEND_QUEUE_BYTES_MAX: usize = 16 * wire::FRAME_BYTES_MAX;
 /// Events queued from all connections to the node. Readers wait when it is full, which pushes
 /// back on the peers through QUIC flow control.
 pub const EVENTS_QUEUE_MAX: usize = 1024;
@@ -48,6 +64,14 @@ pub const KEEP_ALIVE_MS: u64 = 5_000;
 /// Incoming handshakes in progress at once; more are refused until one finishes. Two per
 /// possible member is plenty for a roster-bounded federation and caps what a flood can cost.
 pub const HANDSHAKES_IN_FLIGHT_MAX: usize = 2 * crate::roster::MEMBERS_MAX;
+/// A frame that has begun (its first byte arrived) must be complete within this grace period
+/// plus the time its length takes at `FRAME_READ_BYTES_PER_S_MIN`, or the connection is closed
+/// (`close_code::FRAME_TIMEOUT`). Honest writers send each frame in one go, so a frame that
+/// stalls half-way is a slow-loris peer holding the reader and its buffer, or a dying link, which
+/// reconnects and resynchronises. Between frames a peer may be silent as long as it likes.
+pub const FRAME_READ_GRACE_MS: u64 = 5_000;
+/// Slowest rate at which a begun frame must keep arriving: a maximal frame gets 64 s more.
+pub const FRAME_READ_BYTES_PER_S_MIN: u64 = 64 * 1024;
 /// Handshake or dial taking longer than this is abandoned and retried.
 pub const CONNECT_TIMEOUT_MS: u64 = 5_000;
 /// Dials a starting node makes to each peer that normally dials it (see `Net::announce`).
@@ -76,6 +100,8 @@ pub mod close_code {
     pub const REPLACED: u32 = 0x15;
     /// The link is blocked by configuration (drill fault or operator).
     pub const BLOCKED: u32 = 0x16;
+    /// A frame was begun but not completed in time (`FRAME_READ_GRACE_MS`).
+    pub const FRAME_TIMEOUT: u32 = 0x17;
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -86,6 +112,9 @@ pub enum NetError {
     /// rustls refused the configuration.
     #[error("TLS configuration: {0}")]
     Tls(String),
+    /// The CA file's certificate revocation lists could not be read.
+    #[error("certificate revocation lists in {path}: {reason} (fix or remove the X509 CRL sections)")]
+    Revocation { path: PathBuf, reason: String },
     /// The UDP socket could not be bound.
     #[error("cannot listen on {addr}: {source} (is another node running on that port?)")]
     Bind { addr: SocketAddr, source: std::io::Error },
@@ -114,7 +143,9 @@ pub enum NetEvent {
 
 struct PeerConn {
     conn: Connection,
-    send: mpsc::Sender<Message>,
+    send: mpsc::Sender<(Message, usize)>,
+    /// Estimated bytes in `send`, added by `Net::send` and taken off by `write_frames`.
+    queued: Arc<AtomicUsize>,
 }
 
 struct Shared {
@@ -168,13 +199,16 @@ impl Net {
         self.endpoint.local_addr()
     }
 
-    /// Queues a message for a peer. A full queue disconnects the peer (see `PEER_SEND_QUEUE_MAX`).
+    /// Queues a message for a peer. A full queue disconnects the peer (see `PEER_SEND_QUEUE_MAX`
+    /// and `PEER_SEND_QUEUE_BYTES_MAX`).
     pub fn send(&self, peer: &NodeName, msg: Message) {
         let peers = lock(&self.shared.peers);
-        if let Some(p) = peers.get(peer)
-            && p.send.try_send(msg).is_err()
-        {
-            tracing::warn!(%peer, "send queue full: disconnecting slow peer");
+        let Some(p) = peers.get(peer) else { return };
+        let bytes = queued_bytes(&msg);
+        let before = p.queued.fetch_add(bytes, Ordering::Relaxed);
+        if before + bytes > PEER_SEND_QUEUE_BYTES_MAX || p.send.try_send((msg, bytes)).is_err() {
+            p.queued.fetch_sub(bytes, Ordering::Relaxed);
+            tracing::warn!(%peer, queued_bytes = before, "send queue full: disconnecting slow peer");
             p.conn.close(VarInt::from_u32(close_code::SLOW_PEER), b"send queue full");
         }
     }
@@ -384,7 +418,9 @@ impl Net {
             }
         };
         let (tx, rx) = mpsc::channel(PEER_SEND_QUEUE_MAX);
-        let old = lock(&self.shared.peers).insert(peer.clone(), PeerConn { conn: conn.clone(), send: tx });
+        let queued = Arc::new(AtomicUsize::new(0));
+        let entry = PeerConn { conn: conn.clone(), send: tx, queued: queued.clone() };
+        let old = lock(&self.shared.peers).insert(peer.clone(), entry);
         if let Some(old) = old {
             old.conn.close(VarInt::from_u32(close_code::REPLACED), b"replaced by a newer connection");
         }
@@ -392,7 +428,7 @@ impl Net {
         if self.shared.events.send(NetEvent::Connected(peer.clone())).await.is_err() {
             return;
         }
-        let writer = tokio::spawn(write_frames(send_stream, rx));
+        let writer = tokio::spawn(write_frames(send_stream, rx, queued));
         let reason = self.read_frames(&peer, &conn).await;
         writer.abort();
         let current = {
@@ -417,16 +453,28 @@ impl Net {
         };
         loop {
             let mut prefix = [0u8; 4];
-            if let Err(e) = recv.read_exact(&mut prefix).await {
+            if let Err(e) = recv.read_exact(&mut prefix[..1]).await {
                 return conn.close_reason().map_or_else(|| e.to_string(), |r| r.to_string());
+            }
+            // The frame has begun: the rest must follow in time (`FRAME_READ_GRACE_MS`).
+            let begun = tokio::time::Instant::now();
+            let late = |len: usize| format!("frame of {len} bytes not completed in time");
+            let grace = begun + Duration::from_millis(frame_read_ms(0));
+            match tokio::time::timeout_at(grace, recv.read_exact(&mut prefix[1..])).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => return e.to_string(),
+                Err(_) => return refuse(conn, peer, close_code::FRAME_TIMEOUT, "frame length not completed in time"),
             }
             let len = match wire::frame_len(prefix) {
                 Ok(l) => l,
                 Err(e) => return refuse(conn, peer, close_code::FRAME_TOO_LARGE, &e.to_string()),
             };
             let mut payload = vec![0u8; len];
-            if let Err(e) = recv.read_exact(&mut payload).await {
-                return e.to_string();
+            let deadline = begun + Duration::from_millis(frame_read_ms(len));
+            match tokio::time::timeout_at(deadline, recv.read_exact(&mut payload)).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => return e.to_string(),
+                Err(_) => return refuse(conn, peer, close_code::FRAME_TIMEOUT, &late(len)),
             }
             let msg = match wire::decode_message(&payload) {
                 Ok(m) => m,
@@ -439,19 +487,47 @@ impl Net {
     }
 }
 
+/// The time a frame of `len` payload bytes may take from its first byte to its last.
+fn frame_read_ms(len: usize) -> u64 {
+    FRAME_READ_GRACE_MS + len as u64 * 1000 / FRAME_READ_BYTES_PER_S_MIN
+}
+
 fn refuse(conn: &Connection, peer: &NodeName, code: u32, reason: &str) -> String {
     tracing::warn!(%peer, code, %reason, "closing connection: peer sent a bad frame");
     conn.close(VarInt::from_u32(code), reason.as_bytes());
     format!("bad frame: {reason}")
 }
 
-async fn write_frames(mut stream: SendStream, mut rx: mpsc::Receiver<Message>) {
-    while let Some(msg) = rx.recv().await {
-        if stream.write_all(&wire::encode_frame(&msg)).await.is_err() {
+async fn write_frames(mut stream: SendStream, mut rx: mpsc::Receiver<(Message, usize)>, queued: Arc<AtomicUsize>) {
+    while let Some((msg, bytes)) = rx.recv().await {
+        let frame = wire::encode_frame(&msg);
+        drop(msg);
+        queued.fetch_sub(bytes, Ordering::Relaxed);
+        if stream.write_all(&frame).await.is_err() {
             return;
         }
     }
     let _ = stream.finish();
+}
+
+/// A cheap upper estimate of a message's frame size, for `PEER_SEND_QUEUE_BYTES_MAX` (encoding
+/// it here would put the encoding on the node actor's thread).
+fn queued_bytes(msg: &Message) -> usize {
+    /// Length prefixes, tags and integers of one item, at most.
+    const OVERHEAD: usize = 32;
+    match msg {
+        Message::Hello { heads, .. } | Message::Heads { heads } => {
+            OVERHEAD + heads.iter().map(|h| OVERHEAD + h.origin.len() + h.hash.len()).sum::<usize>()
+        }
+        Message::Request { origin, .. } => OVERHEAD + origin.len(),
+        Message::Entries { entries, .. } => {
+            let entry = |e: &wire::WireEntry| {
+                OVERHEAD + e.header.len() + e.signature.len() + e.body.as_ref().map_or(0, Vec::len)
+            };
+            OVERHEAD + entries.iter().map(entry).sum::<usize>()
+        }
+        Message::WantBodies { ids } => OVERHEAD + ids.iter().map(|(o, _)| OVERHEAD + o.len()).sum::<usize>(),
+    }
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -480,6 +556,7 @@ pub fn tls_configs(cfg: &NetConfig) -> Result<(quinn::ServerConfig, quinn::Clien
         roots.add(c).map_err(|e| NetError::Tls(format!("CA certificate {}: {e}", cfg.ca_cert.display())))?;
     }
     let roots = Arc::new(roots);
+    let crls = load_crls(&cfg.ca_cert)?;
     let certs = pki::load_certs(&cfg.cert)?;
     let key = pki::load_tls_key(&cfg.key)?;
     let tls = |e: rustls::Error| NetError::Tls(e.to_string());
@@ -499,10 +576,28 @@ pub fn tls_configs(cfg: &NetConfig) -> Result<(quinn::ServerConfig, quinn::Clien
             cfg.me
         )));
     }
+    let verifier_error = |e: rustls::client::VerifierBuilderError| match e {
+        rustls::client::VerifierBuilderError::InvalidCrl(e) => {
+            NetError::Revocation { path: cfg.ca_cert.clone(), reason: format!("{e:?}") }
+        }
+        other => NetError::Tls(other.to_string()),
+    };
 
+    // Revocation: only the leaf is checked (the CA is the trust anchor, there are no
+    // intermediates), and a certificate no CRL speaks for (another CA's, during a CA rotation)
+    // is not refused for that: a CRL lists what is revoked, nothing more.
     let verifier = WebPkiClientVerifier::builder_with_provider(roots.clone(), provider.clone())
+        .with_crls(crls.clone())
+        .only_check_end_entity_revocation()
+        .allow_unknown_revocation_status()
         .build()
-        .map_err(|e| NetError::Tls(e.to_string()))?;
+        .map_err(verifier_error)?;
+    let server_verifier = WebPkiServerVerifier::builder_with_provider(roots, provider.clone())
+        .with_crls(crls)
+        .only_check_end_entity_revocation()
+        .allow_unknown_revocation_status()
+        .build()
+        .map_err(verifier_error)?;
     let mut server = rustls::ServerConfig::builder_with_provider(provider.clone())
         .with_protocol_versions(&[&rustls::version::TLS13])
         .map_err(tls)?
@@ -513,7 +608,7 @@ pub fn tls_configs(cfg: &NetConfig) -> Result<(quinn::ServerConfig, quinn::Clien
     let mut client = rustls::ClientConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS13])
         .map_err(tls)?
-        .with_root_certificates(roots)
+        .with_webpki_verifier(server_verifier)
         .with_client_auth_cert(certs, key)
         .map_err(tls)?;
     client.alpn_protocols = vec![ALPN.to_vec()];
@@ -526,4 +621,17 @@ pub fn tls_configs(cfg: &NetConfig) -> Result<(quinn::ServerConfig, quinn::Clien
     let mut client_config = quinn::ClientConfig::new(Arc::new(client_crypto));
     client_config.transport_config(transport);
     Ok((server_config, client_config))
+}
+
+/// The certificate revocation lists (`X509 CRL` PEM sections) in the CA file, if any.
+fn load_crls(path: &Path) -> Result<Vec<CertificateRevocationListDer<'static>>, NetError> {
+    let bad = |reason: String| NetError::Revocation { path: path.to_owned(), reason };
+    let mut pem = Vec::new();
+    std::fs::File::open(path)
+        .and_then(|f| f.take(pki::PEM_FILE_BYTES_MAX + 1).read_to_end(&mut pem))
+        .map_err(|e| bad(e.to_string()))?;
+    if pem.len() as u64 > pki::PEM_FILE_BYTES_MAX {
+        return Err(bad(format!("file is over {} bytes", pki::PEM_FILE_BYTES_MAX)));
+    }
+    CertificateRevocationListDer::pem_slice_iter(&pem).collect::<Result<Vec<_>, _>>().map_err(|e| bad(e.to_string()))
 }

@@ -15,12 +15,13 @@ use tokio::sync::{mpsc, oneshot, watch};
 use crate::config::{Config, OnNoPeers};
 use crate::drill::Record;
 use crate::drill::runner::{DrillError, DrillSummary, Output as DrillOutput, Runner};
-use crate::log::{self, ChainTip, VerifiedEntry};
+use crate::log::{self, AuthenticEntry, ChainTip, VerifiedEntry};
 use crate::model::EntryId;
 use crate::model::drill::Scenario;
 use crate::model::{Body, NodeName};
 use crate::net::{Net, NetConfig, NetEvent, close_code};
 use crate::pki;
+use crate::roster::Roster;
 use crate::store::{AppendError, IngestOutcome, Store, StoreError, StoreOptions};
 use crate::sync::{Action, LogView, Sync};
 
@@ -65,6 +66,9 @@ pub struct PeerStatus {
     pub last_seen_ms: Option<u64>,
     /// Entries we hold that it has not announced holding (summed over origins), if known.
     pub lag_entries: Option<u64>,
+    /// Entries it sent that failed verification (bad signature, body or signer), since start.
+    /// An honest member verifies before it relays, so any count here points at this peer.
+    pub rejected: u64,
 }
 
 /// A snapshot of the node's state.
@@ -213,6 +217,9 @@ pub async fn start(cfg: Config) -> Result<Running, NodeError> {
     let mut sync =
         Sync::new(cfg.node.clone(), cfg.roster.names().cloned(), store.heads(), store.quarantined(), cfg.sync.clone());
     sync.want_bodies(store.stubs_for(&cfg.node)?);
+    for origin in store.quarantined() {
+        sync.fork_proof(&origin, fork_proof(&store, &cfg.roster, &origin)?);
+    }
     let net_cfg = NetConfig {
         me: cfg.node.clone(),
         listen: cfg.quic_listen,
@@ -249,6 +256,7 @@ pub async fn start(cfg: Config) -> Result<Running, NodeError> {
         counters: Counters::default(),
         connected: BTreeSet::new(),
         last_seen: BTreeMap::new(),
+        rejected_from: BTreeMap::new(),
         drill,
     };
     let name = actor.cfg.node.clone();
@@ -273,6 +281,8 @@ struct Actor {
     counters: Counters,
     connected: BTreeSet<NodeName>,
     last_seen: BTreeMap<NodeName, u64>,
+    /// Entries per peer that failed verification (`PeerStatus::rejected`); keys are roster names.
+    rejected_from: BTreeMap<NodeName, u64>,
     drill: Runner,
 }
 
@@ -378,6 +388,7 @@ impl Actor {
                         lag_entries: self.sync.peer_heads(n).map(|theirs| {
                             heads.iter().map(|(o, t)| t.seq.saturating_sub(theirs.get(o).map_or(0, |x| x.seq))).sum()
                         }),
+                        rejected: self.rejected_from.get(n).copied().unwrap_or(0),
                     })
                     .collect();
                 let _ = reply.send(Status {
@@ -574,7 +585,7 @@ impl Actor {
                     Ok(a) => authentic.push(a),
                     Err(e) => {
                         rejected += 1;
-                        tracing::warn!(%peer, error = %e, "rejected an entry from a peer");
+                        tracing::warn!(%peer, error = %e, "rejected an entry from a peer: it relayed an entry that does not verify");
                     }
                 }
             }
@@ -587,6 +598,9 @@ impl Actor {
         match result {
             Ok((outcomes, origins, rejected)) => {
                 self.counters.rejected += rejected;
+                if rejected > 0 {
+                    *self.rejected_from.entry(from.clone()).or_default() += rejected;
+                }
                 let mut stored = Vec::new();
                 let mut forked = Vec::new();
                 for (o, origin) in outcomes.into_iter().zip(origins) {
@@ -606,6 +620,14 @@ impl Actor {
                     self.drill.stored(now, Some(&from), &r);
                 }
                 self.sync.ingested(now, &from, reply_to, &stored, &forked);
+                for origin in forked {
+                    match fork_proof(&self.store, &self.cfg.roster, &origin) {
+                        Ok(proof) => self.sync.fork_proof(&origin, proof),
+                        Err(e) => {
+                            tracing::error!(%origin, error = %e, "reading fork evidence failed: the fork is not proved to peers")
+                        }
+                    }
+                }
             }
             Err(e) => {
                 tracing::error!(error = %e, "storing entries from {from} failed");
@@ -645,4 +667,26 @@ impl Actor {
             self.drive().await;
         }
     }
+}
+
+/// The proof that `origin` forked, from the store: the entry held at the lowest position with
+/// fork evidence (none if the evidence is the entry after our head, a `prev_hash` fork) and the
+/// evidence itself, re-authenticated so that only entries the roster vouches for are sent on.
+fn fork_proof(store: &Store, roster: &Roster, origin: &NodeName) -> Result<Vec<AuthenticEntry>, StoreError> {
+    let Some(evidence) = store.forks()?.into_iter().filter(|f| f.origin == *origin).min_by_key(|f| f.seq) else {
+        return Ok(Vec::new());
+    };
+    let conflicting = match log::authenticate(roster, evidence.entry) {
+        Ok(a) => a,
+        Err(e) => {
+            tracing::error!(%origin, error = %e, "stored fork evidence no longer verifies: the fork is not proved to peers");
+            return Ok(Vec::new());
+        }
+    };
+    let mut proof = Vec::with_capacity(crate::sync::FORK_PROOF_ENTRIES_MAX);
+    if let Some(held) = store.get(&EntryId { origin: origin.clone(), seq: evidence.seq })? {
+        proof.push(held.into_authentic());
+    }
+    proof.push(conflicting);
+    Ok(proof)
 }

@@ -16,12 +16,18 @@
 //!   holding a stub of an entry it may read asks for the body (`WantBodies`).
 //! - A request unanswered within `request_timeout_ms` is dropped and the peer backed off
 //!   (doubling, capped), so another peer is asked.
+//! - A fork found here is proved to every peer (`fork_proof`): the two conflicting entries are
+//!   pushed at once, again to each peer that says hello, and in answer to any request for the
+//!   quarantined origin, so that every node holding that origin's log finds the fork too.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
-use crate::log::{ChainTip, SignedEntry, VerifiedEntry};
+use crate::log::{AuthenticEntry, ChainTip, SignedEntry, VerifiedEntry};
 use crate::model::{Audience, EntryId, NodeName};
 use crate::wire::{self, Message, WireHead};
+
+/// Entries in one fork proof: the entry held at the forked position and the conflicting one.
+pub const FORK_PROOF_ENTRIES_MAX: usize = 2;
 
 /// Read access to the local log, implemented by the store (and by `sim`'s in-memory log).
 pub trait LogView {
@@ -104,6 +110,9 @@ pub struct Sync {
     cfg: SyncConfig,
     heads: BTreeMap<NodeName, ChainTip>,
     quarantined: BTreeSet<NodeName>,
+    /// Per quarantined origin, the proof of its fork (`fork_proof`): at most one per roster
+    /// member, of at most `FORK_PROOF_ENTRIES_MAX` entries.
+    proofs: BTreeMap<NodeName, Vec<AuthenticEntry>>,
     /// Stubs we hold although we are in their audience, with who may have the body.
     wanted: BTreeMap<EntryId, Audience>,
     last_want_ms: u64,
@@ -132,6 +141,7 @@ impl Sync {
             cfg,
             heads,
             quarantined,
+            proofs: BTreeMap::new(),
             wanted: BTreeMap::new(),
             last_want_ms: 0,
             peers,
@@ -240,6 +250,10 @@ impl Sync {
                     return;
                 }
                 self.peers.get_mut(from).expect("checked").ready = true;
+                // A peer that was away when we found a fork learns of it now.
+                for proof in self.proofs.values() {
+                    self.actions.push_back(Action::Send { to: from.clone(), msg: proof_message(proof, from, None) });
+                }
                 self.on_heads(now, from, heads, log);
             }
             Message::Heads { heads } => self.on_heads(now, from, heads, log),
@@ -338,6 +352,33 @@ impl Sync {
         self.in_flight.remove(origin);
     }
 
+    /// Records the proof that `origin` forked and quarantines it. `proof` is the entry held at
+    /// the forked position (if any) followed by the conflicting entry (the store's fork
+    /// evidence); both are signed by the origin, so together they convince any node that holds
+    /// the origin's log up to the position before. The proof is pushed at once to every ready
+    /// peer (the one it came from included: it may hold one side only), to each peer when it
+    /// says hello, and in answer to requests for the origin. Each entry is redacted for its
+    /// recipient like any other; a stub proves a fork as well as the full entry.
+    ///
+    /// A receiver that finds the fork through the proof proves it onward in turn; one that has
+    /// quarantined the origin already stores nothing of it, so the gossip ends after one round.
+    pub fn fork_proof(&mut self, origin: &NodeName, mut proof: Vec<AuthenticEntry>) {
+        if !self.members.contains(origin) || proof.iter().any(|e| e.header().origin != *origin) {
+            return; // the shell builds proofs from authenticated evidence: not reached
+        }
+        proof.truncate(FORK_PROOF_ENTRIES_MAX);
+        self.quarantine(origin);
+        if proof.is_empty() {
+            return;
+        }
+        for (name, p) in &self.peers {
+            if p.ready {
+                self.actions.push_back(Action::Send { to: name.clone(), msg: proof_message(&proof, name, None) });
+            }
+        }
+        self.proofs.insert(origin.clone(), proof);
+    }
+
     /// Timers: expired requests, version-vector announcements, missing bodies.
     pub fn handle_timeout(&mut self, now: u64) {
         let expired: Vec<NodeName> =
@@ -394,9 +435,14 @@ impl Sync {
 
     fn on_request(&mut self, from: &NodeName, id: u64, origin: &str, from_seq: u64, limit: u32, log: &dyn LogView) {
         let Some(origin) = self.member(from, origin) else { return };
+        if self.quarantined.contains(&origin) {
+            // Nothing of a forked origin is served, but why not is: its fork proof (if held).
+            let proof = self.proofs.get(&origin).map_or(&[][..], |p| p.as_slice());
+            self.actions.push_back(Action::Send { to: from.clone(), msg: proof_message(proof, from, Some(id)) });
+            return;
+        }
         let limit = (limit as usize).min(wire::ENTRIES_PER_MESSAGE_MAX);
-        let entries =
-            if self.quarantined.contains(&origin) { Vec::new() } else { log.range(&origin, from_seq.max(1), limit) };
+        let entries = log.range(&origin, from_seq.max(1), limit);
         let p = self.peers.get_mut(from).expect("connected peer");
         let wire_entries: Vec<_> = entries
             .iter()
@@ -552,6 +598,21 @@ impl Sync {
     fn violation(&mut self, peer: &NodeName, reason: String) {
         self.actions.push_back(Action::Disconnect { peer: peer.clone(), reason });
     }
+}
+
+/// A fork proof as an `Entries` message for `to`: bodies only where `to` is in the audience.
+fn proof_message(proof: &[AuthenticEntry], to: &NodeName, reply_to: Option<u64>) -> Message {
+    let entries = proof
+        .iter()
+        .map(|a| {
+            let mut w = a.entry().to_wire();
+            if !a.header().audience.admits(&a.header().origin, to) {
+                w.body = None;
+            }
+            w
+        })
+        .collect();
+    Message::Entries { reply_to, entries }
 }
 
 fn bump(known: &mut BTreeMap<NodeName, ChainTip>, e: &VerifiedEntry) {

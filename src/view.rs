@@ -215,6 +215,10 @@ pub struct PeerView {
     /// Entries we hold that the peer has not announced, when known.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lag_entries: Option<u64>,
+    /// Entries the peer sent that failed verification since the node started: an honest member
+    /// verifies before it relays, so a count here points at this peer.
+    #[serde(default)]
+    pub rejected: u64,
 }
 
 /// `POST /api/v1/drills` body: the scenario file's TOML text.

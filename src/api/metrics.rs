@@ -82,6 +82,14 @@ pub fn render(status: &Status, counts: &BTreeMap<(NodeName, EntryKind), u64>, re
             out.sample("ctix_peer_lag_entries", &[("peer", p.name.as_str())], lag);
         }
     }
+    out.family(
+        "ctix_peer_rejected_total",
+        "counter",
+        "Entries from the peer that failed verification since start (it relayed a forged or tampered entry)",
+    );
+    for p in &status.peers {
+        out.sample("ctix_peer_rejected_total", &[("peer", p.name.as_str())], p.rejected);
+    }
     out.family("ctix_quarantined_origins", "gauge", "Origins quarantined for a fork in their log");
     out.sample("ctix_quarantined_origins", &[], status.quarantined.len());
 

@@ -297,6 +297,7 @@ async fn status(State(inner): State<Arc<Inner>>, _: Caller) -> Result<Json<Statu
                 connected: p.connected,
                 last_seen: p.last_seen_ms.map(format_time),
                 lag_entries: p.lag_entries,
+                rejected: p.rejected,
             })
             .collect(),
         heads: st.heads.iter().map(|(o, t)| (o.to_string(), t.seq)).collect(),
