@@ -50,8 +50,12 @@ async fn dial(
 fn client_config(fed: &Fed, as_node: &str, tls: Option<(&Path, &Path)>) -> quinn::ClientConfig {
     let c = config(fed, as_node);
     let (cert, key) = tls.map_or((c.tls_cert.clone(), c.tls_key.clone()), |(c, k)| (c.to_owned(), k.to_owned()));
+    // `tls_configs` refuses a certificate that does not name `me`: a rogue client is whoever its
+    // certificate names (`issue` writes NAME-SERIAL.crt; a foreign CA's files are NAME.crt).
+    let stem = cert.file_stem().and_then(|s| s.to_str()).unwrap_or_default();
+    let me = NodeName::new(stem.split('-').next().unwrap_or_default()).unwrap_or_else(|_| c.node.clone());
     let net_cfg = NetConfig {
-        me: c.node.clone(),
+        me,
         listen: "127.0.0.1:0".parse().unwrap(),
         roster: c.roster.clone(),
         ca_cert: c.ca_cert.clone(),
