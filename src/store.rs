@@ -480,7 +480,9 @@ impl Store {
         let start = entry_key(origin, from_seq.max(1));
         let end = entry_key(origin, u64::MAX);
         let mut out = Vec::with_capacity(limit.min(1024));
-        for (expect, kv) in (from_seq.max(1)..).zip(self.log.range(start..=end).take(limit)) {
+        // An inclusive range: `from_seq` comes from peers and may be `u64::MAX`, where `from..`
+        // overflows on its first step.
+        for (expect, kv) in (from_seq.max(1)..=u64::MAX).zip(self.log.range(start..=end).take(limit)) {
             let (k, v) = kv.map_err(|e| self.sled_err(e))?;
             let v = self.decode_entry(&k, &v)?;
             if v.header().seq != expect {
@@ -1194,4 +1196,27 @@ fn sighting_prefix(origin: &NodeName, seq: u64) -> Vec<u8> {
     let mut k = vec![b'S'];
     put_name_seq(&mut k, origin, seq);
     k
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Indicator, IndicatorInput};
+
+    /// A peer's `Request { from_seq: u64::MAX }`, or `WantBodies` naming seq `u64::MAX`, overflowed
+    /// the seq counter of `range` before it read anything (found while fuzzing `sync`; the `fuzz/`
+    /// target `sync` now reads the store with every range a peer asks for).
+    #[test]
+    fn a_range_from_u64_max_is_empty() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), &StoreOptions::default()).unwrap();
+        let ee = NodeName::new("ee").unwrap();
+        let key = crate::sim::sim_key(&ee);
+        let input = IndicatorInput { itype: "ipv4".into(), value: "203.0.113.7".into(), ..IndicatorInput::default() };
+        let body = Body::Indicator(Indicator::from_input(&input, 1).unwrap());
+        store.append_local(&key, &ee, vec![body], 1).unwrap().pop().unwrap().unwrap();
+        assert_eq!(store.range(&ee, 1, 10).unwrap().len(), 1);
+        assert!(store.range(&ee, u64::MAX, 1).unwrap().is_empty());
+        assert!(store.range(&ee, u64::MAX - 1, 200).unwrap().is_empty());
+    }
 }

@@ -300,8 +300,9 @@ impl Sync {
                 if self.quarantined.contains(o) {
                     continue;
                 }
+                // `have` is what the peer announced, which may be any seq up to `u64::MAX`.
                 let have = p.known.get(o).map_or(0, |t| t.seq);
-                if e.header().seq == have + 1 {
+                if have.checked_add(1) == Some(e.header().seq) {
                     batch.push(e.for_recipient(&name).to_wire());
                     p.known.insert(o.clone(), e.tip());
                 }
@@ -629,4 +630,44 @@ fn back_off(p: &mut Peer, now: u64, cfg: &SyncConfig) {
 
 fn wire_heads(heads: &BTreeMap<NodeName, ChainTip>) -> Vec<WireHead> {
     heads.iter().map(|(o, t)| WireHead { origin: o.to_string(), seq: t.seq, hash: t.hash }).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Body, EntryId, Sighting};
+
+    fn name(s: &str) -> NodeName {
+        NodeName::new(s).unwrap()
+    }
+
+    /// A log with nothing in it (the tests here never read it).
+    struct NoLog;
+
+    impl LogView for NoLog {
+        fn range(&self, _: &NodeName, _: u64, _: usize) -> Vec<VerifiedEntry> {
+            Vec::new()
+        }
+    }
+
+    /// Found by `fuzz/` (target `sync`): a peer announcing `u64::MAX` as its head of our log made
+    /// the next push overflow `have + 1`.
+    #[test]
+    fn a_peer_head_at_u64_max_does_not_overflow_the_push() {
+        let (ee, lv) = (name("ee"), name("lv"));
+        let mut s =
+            Sync::new(ee.clone(), [ee.clone(), lv.clone()], BTreeMap::new(), BTreeSet::new(), SyncConfig::default());
+        s.peer_connected(0, &lv);
+        let heads = vec![WireHead { origin: "ee".into(), seq: u64::MAX, hash: [7; 32] }];
+        s.handle_message(0, &lv, Message::Hello { version: wire::PROTOCOL_VERSION, heads }, &NoLog);
+        while s.poll_action().is_some() {}
+        let indicator = EntryId { origin: lv.clone(), seq: 1 };
+        let body =
+            Body::Sighting(Sighting { indicator, count: 1, first_seen_ms: 0, last_seen_ms: 0, note: String::new() });
+        let key = ed25519_dalek::SigningKey::from_bytes(&[7; 32]);
+        s.stored(1, None, &[VerifiedEntry::sign_own(&key, &ee, None, 1, body)]);
+        let pushed = std::iter::from_fn(|| s.poll_action())
+            .any(|a| matches!(a, Action::Send { msg: Message::Entries { .. }, .. }));
+        assert!(!pushed, "a peer that claims to hold more gets no push");
+    }
 }
