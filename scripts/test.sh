@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The test command (README "Run the tests"; .ci/run calls exactly this): every cargo test, then
-# the drill reports rendered in headless Chromium (scripts/check-reports.sh; installs Chromium
+# a short pass of every fuzz target (scripts/fuzz.sh --ci: the seed corpus plus random inputs),
+# then the drill reports rendered in headless Chromium (scripts/check-reports.sh; installs Chromium
 # from Debian's packages if it is missing), then the STIX/TAXII/MISP conformance checks with the
 # standards' own tools on a live node (scripts/interop-check.sh; installs them from PyPI).
 # Arguments go to `cargo test`; with any, only the cargo tests run (`scripts/test.sh drill::`).
@@ -9,6 +10,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo test --all-targets --locked "$@"
 if [[ $# -eq 0 ]]; then
+    scripts/fuzz.sh --ci
     scripts/check-reports.sh
     scripts/interop-check.sh
 fi

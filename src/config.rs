@@ -186,7 +186,15 @@ impl Config {
         if meta.len() > CONFIG_FILE_BYTES_MAX {
             return Err(ConfigError::Invalid { path: p, reason: format!("over {CONFIG_FILE_BYTES_MAX} bytes") });
         }
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: p.clone(), source })?;
+        // The size above may not hold for a special file (a FIFO, /dev/zero): read at most one
+        // byte over the limit whatever the metadata said.
+        let mut text = String::new();
+        let read = std::fs::File::open(path)
+            .and_then(|f| std::io::Read::read_to_string(&mut std::io::Read::take(f, CONFIG_FILE_BYTES_MAX + 1), &mut text));
+        read.map_err(|source| ConfigError::Read { path: p.clone(), source })?;
+        if text.len() as u64 > CONFIG_FILE_BYTES_MAX {
+            return Err(ConfigError::Invalid { path: p, reason: format!("over {CONFIG_FILE_BYTES_MAX} bytes") });
+        }
         let file: ConfigFile =
             toml::from_str(&text).map_err(|e| ConfigError::Invalid { path: p.clone(), reason: e.to_string() })?;
         let base = path.parent().unwrap_or(Path::new("."));

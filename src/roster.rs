@@ -92,7 +92,15 @@ impl Roster {
         if meta.len() > ROSTER_FILE_BYTES_MAX {
             return Err(RosterError::Invalid { path: p, reason: format!("over {ROSTER_FILE_BYTES_MAX} bytes") });
         }
-        let text = std::fs::read_to_string(path).map_err(|source| RosterError::Read { path: p.clone(), source })?;
+        // The size above may not hold for a special file (a FIFO, /dev/zero): read at most one
+        // byte over the limit whatever the metadata said.
+        let mut text = String::new();
+        let read = std::fs::File::open(path)
+            .and_then(|f| std::io::Read::read_to_string(&mut std::io::Read::take(f, ROSTER_FILE_BYTES_MAX + 1), &mut text));
+        read.map_err(|source| RosterError::Read { path: p.clone(), source })?;
+        if text.len() as u64 > ROSTER_FILE_BYTES_MAX {
+            return Err(RosterError::Invalid { path: p, reason: format!("over {ROSTER_FILE_BYTES_MAX} bytes") });
+        }
         Roster::from_toml(&text).map_err(|reason| RosterError::Invalid { path: p, reason })
     }
 
@@ -161,6 +169,16 @@ pub fn parse_public_key(s: &str) -> Result<VerifyingKey, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A special file whose metadata says 0 bytes is still read no further than the limit.
+    #[test]
+    fn endless_files_are_refused_at_the_limit() {
+        let e = Roster::load(Path::new("/dev/zero")).unwrap_err().to_string();
+        assert!(e.contains("over"), "{e}");
+        let e = crate::config::Config::load(Path::new("/dev/zero")).unwrap_err().to_string();
+        assert!(e.contains("over"), "{e}");
+    }
+
     use ed25519_dalek::SigningKey;
 
     fn member(name: &str, seed: u8) -> Member {
