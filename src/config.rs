@@ -189,8 +189,9 @@ impl Config {
         // The size above may not hold for a special file (a FIFO, /dev/zero): read at most one
         // byte over the limit whatever the metadata said.
         let mut text = String::new();
-        let read = std::fs::File::open(path)
-            .and_then(|f| std::io::Read::read_to_string(&mut std::io::Read::take(f, CONFIG_FILE_BYTES_MAX + 1), &mut text));
+        let read = std::fs::File::open(path).and_then(|f| {
+            std::io::Read::read_to_string(&mut std::io::Read::take(f, CONFIG_FILE_BYTES_MAX + 1), &mut text)
+        });
         read.map_err(|source| ConfigError::Read { path: p.clone(), source })?;
         if text.len() as u64 > CONFIG_FILE_BYTES_MAX {
             return Err(ConfigError::Invalid { path: p, reason: format!("over {CONFIG_FILE_BYTES_MAX} bytes") });

@@ -95,8 +95,9 @@ impl Roster {
         // The size above may not hold for a special file (a FIFO, /dev/zero): read at most one
         // byte over the limit whatever the metadata said.
         let mut text = String::new();
-        let read = std::fs::File::open(path)
-            .and_then(|f| std::io::Read::read_to_string(&mut std::io::Read::take(f, ROSTER_FILE_BYTES_MAX + 1), &mut text));
+        let read = std::fs::File::open(path).and_then(|f| {
+            std::io::Read::read_to_string(&mut std::io::Read::take(f, ROSTER_FILE_BYTES_MAX + 1), &mut text)
+        });
         read.map_err(|source| RosterError::Read { path: p.clone(), source })?;
         if text.len() as u64 > ROSTER_FILE_BYTES_MAX {
             return Err(RosterError::Invalid { path: p, reason: format!("over {ROSTER_FILE_BYTES_MAX} bytes") });
