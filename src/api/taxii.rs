@@ -687,6 +687,14 @@ fn paged(key: &str, list: Vec<Value>, next: Option<u64>) -> Value {
 // ---------------------------------------------------------------------------------------------
 // Objects, manifest, object, versions
 
+/// One page of the collection `cid` for the objects and manifest endpoints (same parameters,
+/// same walk; they differ only in what they show of each object).
+async fn walk(inner: &Arc<Inner>, role: Role, cid: &str, raw: Option<&str>) -> Result<Page, TaxiiError> {
+    let c = readable(cid, role)?;
+    let p = parse_params(raw, &OBJECTS_PARAMS)?;
+    Ok(read_store(inner, move |s| page(s, &c, role, &p)).await?)
+}
+
 /// `GET …/collections/{cid}/objects/`: an envelope of objects in arrival order.
 pub async fn get_objects(
     State(inner): State<Arc<Inner>>,
@@ -694,10 +702,7 @@ pub async fn get_objects(
     Path(cid): Path<String>,
     RawQuery(raw): RawQuery,
 ) -> Result<Response, TaxiiError> {
-    let c = readable(&cid, caller.role)?;
-    let p = parse_params(raw.as_deref(), &OBJECTS_PARAMS)?;
-    let role = caller.role;
-    let pg = read_store(&inner, move |s| page(s, &c, role, &p)).await?;
+    let pg = walk(&inner, caller.role, &cid, raw.as_deref()).await?;
     let objects = pg.items.iter().map(|i| i.object.clone()).collect();
     let mut r = taxii_json(StatusCode::OK, &paged("objects", objects, pg.next));
     date_headers(&mut r, &pg.items);
@@ -711,10 +716,7 @@ pub async fn get_manifest(
     Path(cid): Path<String>,
     RawQuery(raw): RawQuery,
 ) -> Result<Response, TaxiiError> {
-    let c = readable(&cid, caller.role)?;
-    let p = parse_params(raw.as_deref(), &OBJECTS_PARAMS)?;
-    let role = caller.role;
-    let pg = read_store(&inner, move |s| page(s, &c, role, &p)).await?;
+    let pg = walk(&inner, caller.role, &cid, raw.as_deref()).await?;
     let records = pg
         .items
         .iter()
