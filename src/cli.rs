@@ -62,6 +62,9 @@ pub enum Command {
     /// Inspect a node's store offline (the node must not be running).
     #[command(subcommand)]
     Store(StoreCommand),
+    /// Edit the federation roster.
+    #[command(subcommand)]
+    Roster(RosterCommand),
     /// Submit indicators to a running node: one from flags, or a file of many (JSON lines or CSV).
     Submit(SubmitArgs),
     /// List the indicators a running node holds, in arrival order: a table, or JSON lines.
@@ -445,6 +448,28 @@ pub enum StoreCommand {
     },
 }
 
+#[derive(Subcommand, Debug)]
+pub enum RosterCommand {
+    /// Rotate a member's log key: the new key becomes the member's current key, and the old one
+    /// is listed as retired at --retire-old-at. Distribute the roster to every member, restart
+    /// them, then switch the member to the new key before that time.
+    RotateKey {
+        /// The roster file to rewrite (replaced atomically; comments in it are not kept).
+        #[arg(long)]
+        roster: PathBuf,
+        /// The member whose key changes, e.g. ee.
+        #[arg(long)]
+        member: String,
+        /// The new public key (64 hex digits, as `ctix keygen` prints).
+        #[arg(long)]
+        public_key: String,
+        /// When the old key stops being accepted for new entries: RFC 3339 time, or a duration
+        /// from now such as 7d. Leave time to distribute the roster and switch the member.
+        #[arg(long, value_name = "TIME", allow_hyphen_values = true)]
+        retire_old_at: String,
+    },
+}
+
 #[derive(Args, Debug)]
 pub struct StoreArgs {
     /// The node's data directory.
@@ -494,6 +519,26 @@ pub fn run(cli: Cli) -> Result<()> {
             for (name, cfg) in &fed.nodes {
                 println!("  {name}: ctix run --config {}", cfg.display());
             }
+            Ok(())
+        }
+        Command::Roster(RosterCommand::RotateKey { roster, member, public_key, retire_old_at }) => {
+            let mut r = Roster::load(&roster)?;
+            let member = NodeName::new(&member).map_err(|e| anyhow::anyhow!("--member: {e}"))?;
+            let key = crate::roster::parse_public_key(&public_key)
+                .map_err(|e| anyhow::anyhow!("--public-key {e}: give the key `ctix keygen` printed"))?;
+            let now = crate::now_ms();
+            let at = crate::model::time::parse_time(&retire_old_at, now)
+                .map_err(|e| anyhow::anyhow!("--retire-old-at: {e}"))?;
+            if at <= now {
+                bail!("--retire-old-at is in the past: the old key would stop working at once; give a later time");
+            }
+            r.rotate_key(&member, key, at).map_err(|e| anyhow::anyhow!("cannot rotate {member}'s key: {e}"))?;
+            pki::write_public_file(&roster, r.to_toml().as_bytes(), true)?;
+            println!("wrote {}: {member}'s current key is {public_key}", roster.display());
+            println!("the old key is accepted for entries created before {}", crate::model::time::format_time(at));
+            println!(
+                "next: copy this roster to every member and restart them; then point {member}'s signing_key at the new key and restart it, before that time"
+            );
             Ok(())
         }
         Command::Store(StoreCommand::Heads(a)) => {

@@ -55,7 +55,7 @@ pub fn generate(dir: &Path, nodes: &[NodeName], base_port: u16) -> Result<DevFed
         let (token_rw, token_ro) = (random_token()?, random_token()?);
         let quic_port = base_port + i as u16;
         let api_port = base_port + API_PORT_OFFSET + i as u16;
-        members.push(Member { name: name.clone(), public_key, quic_addr: format!("127.0.0.1:{quic_port}") });
+        members.push(Member::new(name.clone(), public_key, format!("127.0.0.1:{quic_port}")));
         let file = ConfigFile {
             node: name.to_string(),
             data_dir: PathBuf::from("data"),

@@ -41,6 +41,14 @@ pub enum VerifyError {
     /// The signature does not verify under the roster key of the origin.
     #[error("bad signature on {0}: not signed by the roster key of its origin")]
     BadSignature(EntryId),
+    /// The signature verifies under a key the origin retired, but the entry was created at or
+    /// after that key's retirement time: whoever holds the old key may not sign any more.
+    #[error(
+        "{id} is signed with a key its origin retired at {}, and was created at {}: refused (if the origin is still signing with its old key, it must switch to the key the roster lists)",
+        crate::model::time::format_time(*retired_at_ms),
+        crate::model::time::format_time(*created_ms)
+    )]
+    RetiredKey { id: EntryId, retired_at_ms: u64, created_ms: u64 },
     /// The body does not hash to the header's body hash.
     #[error("body of {0} does not match its signed body hash")]
     BodyHash(EntryId),
@@ -268,12 +276,28 @@ pub fn authenticate_batch(roster: &Roster, entries: Vec<SignedEntry>) -> Vec<Res
         .map(|r| {
             let (e, input, body) = r?;
             if !sig_ok.next().expect("one result per signature") {
-                return Err(VerifyError::BadSignature(e.id()));
+                check_retired_keys(roster, &e, &input)?;
             }
             let hash = crypto::sha256(&input);
             Ok(AuthenticEntry { entry: e, hash, body })
         })
         .collect()
+}
+
+/// For an entry whose signature failed under its origin's current key: accepts it if a retired
+/// key signed it before that key's retirement. Only entries signed during a rotation's overlap
+/// window take this slower, one-by-one path.
+fn check_retired_keys(roster: &Roster, e: &SignedEntry, input: &[u8]) -> Result<(), VerifyError> {
+    let created_ms = e.header.created_ms;
+    for r in roster.retired_keys(&e.header.origin) {
+        if crypto::verify_one(&r.public_key, input, &e.signature) {
+            if created_ms < r.retired_at_ms {
+                return Ok(());
+            }
+            return Err(VerifyError::RetiredKey { id: e.id(), retired_at_ms: r.retired_at_ms, created_ms });
+        }
+    }
+    Err(VerifyError::BadSignature(e.id()))
 }
 
 /// Checks the body against the header and decodes it (known kinds only).

@@ -256,7 +256,22 @@ impl Net {
             let net = self.clone();
             tokio::spawn(async move {
                 let remote = incoming.remote_address();
-                let conn = match tokio::time::timeout(Duration::from_millis(CONNECT_TIMEOUT_MS), incoming).await {
+                // quinn creates a connection accepted after `Endpoint::close` outside that close,
+                // and it would hold the UDP port until its idle timeout: refuse once closing, and
+                // drop (which closes) one accepted while the close was under way.
+                if net.is_closing() {
+                    incoming.refuse();
+                    return;
+                }
+                let connecting = match incoming.accept() {
+                    Ok(c) if !net.is_closing() => c,
+                    Ok(_) => return,
+                    Err(e) => {
+                        tracing::warn!(%remote, error = %e, "refused incoming connection");
+                        return;
+                    }
+                };
+                let conn = match tokio::time::timeout(Duration::from_millis(CONNECT_TIMEOUT_MS), connecting).await {
                     Ok(Ok(c)) => c,
                     Ok(Err(e)) => {
                         tracing::warn!(%remote, error = %e, "refused incoming connection: TLS handshake failed");

@@ -21,7 +21,7 @@ use crate::model::drill::Scenario;
 use crate::model::{Body, NodeName};
 use crate::net::{Net, NetConfig, NetEvent, close_code};
 use crate::pki;
-use crate::roster::Roster;
+use crate::roster::{KeyStatus, Roster};
 use crate::store::{AppendError, IngestOutcome, Store, StoreError, StoreOptions};
 use crate::sync::{Action, LogView, Sync};
 
@@ -49,6 +49,12 @@ pub enum NodeError {
     /// The node is not accepting appends yet.
     #[error("{0}")]
     NotReady(String),
+    /// The roster retired the key this node signs with: its entries would be refused everywhere.
+    #[error(
+        "this node's signing key was retired at {} by the roster: point signing_key at the key the roster lists as {node}'s public_key and restart",
+        crate::model::time::format_time(*retired_at_ms)
+    )]
+    KeyRetired { node: NodeName, retired_at_ms: u64 },
     /// The node has stopped.
     #[error("node is shutting down")]
     Stopped,
@@ -203,15 +209,34 @@ impl LogView for StoreView<'_> {
     }
 }
 
+/// Whether `key` may sign this node's entries created at `now_ms`: it must be the roster's
+/// current key for the node, or a retired one still inside its overlap window.
+fn signing_allowed(cfg: &Config, key: &SigningKey, now_ms: u64) -> Result<(), NodeError> {
+    match cfg.roster.key_status(&cfg.node, &key.verifying_key(), now_ms) {
+        KeyStatus::Current | KeyStatus::Retiring { .. } => Ok(()),
+        KeyStatus::Retired { retired_at_ms } => Err(NodeError::KeyRetired { node: cfg.node.clone(), retired_at_ms }),
+        KeyStatus::Unknown => Err(NodeError::NotReady(format!(
+            "the signing key {} is not a key the roster lists for {}",
+            cfg.signing_key.display(),
+            cfg.node
+        ))),
+    }
+}
+
 /// Opens the store, starts the transport and the actor.
 pub async fn start(cfg: Config) -> Result<Running, NodeError> {
     let key = pki::load_node_key(&cfg.signing_key)?;
-    if cfg.roster.key(&cfg.node) != Some(&key.verifying_key()) {
-        return Err(NodeError::NotReady(format!(
-            "the signing key {} is not the key the roster lists for {}: fix the roster or the key path",
-            cfg.signing_key.display(),
-            cfg.node
-        )));
+    signing_allowed(&cfg, &key, crate::now_ms()).map_err(|e| match e {
+        NodeError::NotReady(m) => NodeError::NotReady(format!("{m}: fix the roster or the signing_key path")),
+        e => e,
+    })?;
+    if let KeyStatus::Retiring { retired_at_ms } =
+        cfg.roster.key_status(&cfg.node, &key.verifying_key(), crate::now_ms())
+    {
+        tracing::warn!(
+            retired_at = %crate::model::time::format_time(retired_at_ms),
+            "this node signs with a key the roster retires: switch signing_key to the roster's public_key before then"
+        );
     }
     let store = Arc::new(Store::open(&cfg.data_dir, &StoreOptions::default())?);
     let mut sync =
@@ -526,10 +551,23 @@ impl Actor {
             requests.push((b.len(), reply));
             bodies.extend(b);
         }
+        let now_ms = crate::now_ms();
+        if let Err(e) = signing_allowed(&self.cfg, &self.key, now_ms) {
+            tracing::error!(error = %e, "append refused");
+            for (_, reply) in requests {
+                let _ = reply.send(Err(match &e {
+                    NodeError::KeyRetired { node, retired_at_ms } => {
+                        NodeError::KeyRetired { node: node.clone(), retired_at_ms: *retired_at_ms }
+                    }
+                    other => NodeError::NotReady(other.to_string()),
+                }));
+            }
+            return;
+        }
         let store = self.store.clone();
         let key = self.key.clone();
         let me = self.cfg.node.clone();
-        let result = tokio::task::spawn_blocking(move || store.append_local(&key, &me, bodies, crate::now_ms()))
+        let result = tokio::task::spawn_blocking(move || store.append_local(&key, &me, bodies, now_ms))
             .await
             .expect("append task does not panic");
         match result {

@@ -314,11 +314,12 @@ impl Sim {
             assert!(a < b && b < cfg.nodes.len(), "link ({a}, {b}) is not a pair of nodes, lower index first");
             assert!(lo <= hi, "delay range ({lo}, {hi}) of link ({a}, {b}) is inverted");
         }
-        let roster = Roster::new(cfg.nodes.iter().enumerate().map(|(i, n)| Member {
-            name: n.clone(),
-            public_key: sim_key(n).verifying_key(),
-            quic_addr: format!("sim:{i}"),
-        }))
+        let roster = Roster::new(
+            cfg.nodes
+                .iter()
+                .enumerate()
+                .map(|(i, n)| Member::new(n.clone(), sim_key(n).verifying_key(), format!("sim:{i}"))),
+        )
         .expect("valid sim roster");
         let nodes = cfg
             .nodes

@@ -39,7 +39,7 @@ pub fn vectors() -> &'static Vectors {
             let header = EntryHeader::decode(&field(v, "header_hex")).expect("vector headers decode");
             let key = parse_public_key(v["public_key_hex"].as_str().expect("key")).expect("vector keys parse");
             if !members.iter().any(|m: &Member| m.name == header.origin) {
-                members.push(Member { name: header.origin, public_key: key, quic_addr: "vector:1".into() });
+                members.push(Member::new(header.origin, key, "vector:1".into()));
             }
         }
         Vectors {
@@ -109,11 +109,7 @@ pub fn retraction(target_seq: u64) -> Body {
 fn build_federation() -> Federation {
     let names: Vec<NodeName> = ["ee", "lv", "lt"].into_iter().map(name).collect();
     let keys: Vec<_> = names.iter().map(sim_key).collect();
-    let roster = Roster::new(names.iter().zip(&keys).enumerate().map(|(i, (n, k))| Member {
-        name: n.clone(),
-        public_key: k.verifying_key(),
-        quic_addr: format!("127.0.0.1:{}", 7401 + i),
-    }))
+    let roster = Roster::new(names.iter().zip(&keys).enumerate().map(|(i, (n, k))| Member::new(n.clone(), k.verifying_key(), format!("127.0.0.1:{}", 7401 + i))))
     .expect("fixture roster");
     let logs: [Vec<Body>; 3] = [
         vec![

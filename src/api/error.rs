@@ -76,6 +76,7 @@ impl ApiError {
     pub fn from_node(e: NodeError) -> ApiError {
         match e {
             NodeError::NotReady(m) => ApiError::unavailable("not_ready", m),
+            e @ NodeError::KeyRetired { .. } => ApiError::unavailable("key_retired", e.to_string()),
             NodeError::Stopped => {
                 ApiError::unavailable("not_ready", "the node is shutting down: retry once it is back")
             }

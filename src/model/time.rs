@@ -128,6 +128,16 @@ fn parse_date(s: &str) -> Option<Option<i128>> {
     Some(date.map(|d| d.midnight().assume_utc().unix_timestamp_nanos() / 1_000_000))
 }
 
+/// An absolute RFC 3339 time (no durations, no bare dates), as ms since the Unix epoch, for
+/// settings that must not depend on when they are read, such as a key's retirement time.
+pub fn parse_rfc3339_ms(s: &str) -> Result<u64, String> {
+    let ms = parse_rfc3339(s.trim()).map_err(|e| e.to_string())?;
+    u64::try_from(ms)
+        .ok()
+        .filter(|&ms| ms <= TIME_MS_MAX)
+        .ok_or_else(|| "must be between 1970 and the end of the year 9999".to_string())
+}
+
 /// RFC 3339, with a space allowed in place of `T` (RFC 3339 §5.6 permits it; `date --rfc-3339`
 /// prints it). Fractions below a millisecond are truncated.
 fn parse_rfc3339(s: &str) -> Result<i128, time::error::Parse> {

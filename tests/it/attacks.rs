@@ -17,11 +17,13 @@ use ctix::log::{SignedEntry, VerifiedEntry};
 use ctix::model::{Body, Indicator, IndicatorInput, NodeName};
 use ctix::net::{self, NetConfig, close_code};
 use ctix::node::{self, Running, Status};
+use ctix::roster::{RetiredKey, Roster};
 use ctix::sim::MemLog;
 use ctix::sync::{Action, Sync, SyncConfig};
 use ctix::view::{IndicatorView, QueryResponse, StatusView};
 use ctix::wire::{self, Message, WireEntry, WireHead};
 use ed25519_dalek::SigningKey;
+use ed25519_dalek::pkcs8::EncodePrivateKey;
 use quinn::{Connection, ConnectionError, SendStream, VarInt};
 use rcgen::{
     CertificateParams, CertificateRevocationListParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyIdMethod,
@@ -784,6 +786,130 @@ async fn a_damaged_revocation_list_stops_the_node() {
             panic!("the node started with a damaged CRL");
         }
     }
+}
+
+// ---- 6. key rotation ----
+
+/// Starts a node from an explicit config, retrying while a restarted node's UDP port is still
+/// held by its previous endpoint (see `federation::start` and `rotated`; at most the QUIC idle
+/// timeout).
+async fn start_config(c: ctix::config::Config) -> Running {
+    let deadline = Instant::now() + Duration::from_secs(40);
+    loop {
+        match node::start(c.clone()).await {
+            Ok(r) => return r,
+            Err(node::NodeError::Net(net::NetError::Bind { .. })) if Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(e) => panic!("starting {}: {e}", c.node),
+        }
+    }
+}
+
+/// `roster` with `member`'s current key replaced by `new`, the old one retired at `at_ms`, and
+/// every member moved to a new UDP port: a node stopped in this process can hold its port for up
+/// to the QUIC idle timeout while a handshake it started with a stopped peer closes, so the
+/// restarted federation does not wait for the old ports (a restarted process has no such wait).
+fn rotated(roster: &Roster, member: &str, new: &SigningKey, at_ms: u64) -> Roster {
+    Roster::new(roster.members().cloned().map(|mut m| {
+        let port = std::net::UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        m.quic_addr = format!("127.0.0.1:{port}");
+        if m.name.as_str() == member {
+            m.retired_keys.push(RetiredKey { public_key: m.public_key, retired_at_ms: at_ms });
+            m.public_key = new.verifying_key();
+        }
+        m
+    }))
+    .unwrap()
+}
+
+/// ee rotates its log key (and its TLS certificate): the roster lists the new key and retires
+/// the old one at a time in the future. Inside that overlap window ee may still sign with the old key (lv and lt accept it);
+/// once ee switches, its entries under the new key are accepted; an entry signed with the old
+/// key and created after its retirement, sent by a thief of that key, is refused and counted
+/// against the peer that sent it; and a node whose configured key is retired refuses to start.
+/// The whole log, old and new keys alike, verifies under the rotated roster and not under the
+/// old one.
+///
+/// Pins `roster::KeyStatus`, `log::check_retired_keys` (remove the retirement time check and
+/// the thief's entry is stored), and `node::signing_allowed` (remove it and ee starts, and signs
+/// entries everyone refuses).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rotated_key_takes_effect_and_the_retired_key_is_refused_after_its_retirement() {
+    let fed = dev_federation(&["at", "ee", "lt", "lv"]);
+    let (old_key, new_key) = (node_key(&fed, "ee"), SigningKey::from_bytes(&[42; 32]));
+    let new_key_path = config(&fed, "ee").signing_key.with_file_name("ee-rotated.key");
+    ctix::pki::write_secret_file(&new_key_path, new_key.to_pkcs8_pem(Default::default()).unwrap().as_bytes()).unwrap();
+    let original = config(&fed, "ee").roster;
+    let nodes = vec![start(&fed, "ee").await, start(&fed, "lt").await, start(&fed, "lv").await];
+    append(&nodes[0], vec![ind("198.51.100.1")]).await;
+    wait_for(&nodes[1], "ee", 1, 20).await;
+    wait_for(&nodes[2], "ee", 1, 20).await;
+    stop_all(nodes).await;
+
+    // The rotated roster goes out to every member; ee keeps its old key for now.
+    let retire_at = ctix::now_ms() + 300_000;
+    let roster = rotated(&original, "ee", &new_key, retire_at);
+    let with = |node: &str, key: Option<&Path>| {
+        let mut c = config(&fed, node);
+        c.roster = roster.clone();
+        c.quic_listen = roster.get(&name(node)).unwrap().quic_addr.parse().unwrap();
+        if let Some(k) = key {
+            c.signing_key = k.to_owned();
+        }
+        c
+    };
+    let (lt, lv) = (start_config(with("lt", None)).await, start_config(with("lv", None)).await);
+    let ee = start_config(with("ee", None)).await;
+    append(&ee, vec![ind("198.51.100.2")]).await;
+    wait_for(&lt, "ee", 2, 20).await;
+    wait_for(&lv, "ee", 2, 20).await;
+    ee.stop().await;
+
+    // ee switches to its new key, and to a new TLS certificate from the federation CA; its old
+    // certificate and TLS key are deleted, so only the new ones can be in use.
+    let old_tls = config(&fed, "ee").tls_cert.parent().unwrap().to_owned();
+    let fed_dir = old_tls.parent().unwrap().parent().unwrap();
+    let issued = ctix::pki::ca_issue(&fed_dir.join("ca"), "ee", &fed_dir.join("ee/tls-2"), 30).unwrap();
+    std::fs::remove_dir_all(&old_tls).unwrap();
+    let mut c = with("ee", Some(&new_key_path));
+    (c.tls_cert, c.tls_key) = (issued.cert, issued.key);
+    let ee = start_config(c).await;
+    let third = append(&ee, vec![ind("198.51.100.3")]).await.remove(0);
+    wait_for(&lt, "ee", 3, 20).await;
+    wait_for(&lv, "ee", 3, 20).await;
+    assert!(ctix::crypto::verify_one(
+        &new_key.verifying_key(),
+        &third.entry().header.signing_input(),
+        &third.entry().signature
+    ));
+
+    // A thief of the old key signs ee:4 dated after the retirement and offers it to lt.
+    let stolen = VerifiedEntry::sign_own(&old_key, &name("ee"), Some(&third.tip()), retire_at, ind("198.51.100.66"));
+    let err = ctix::log::authenticate(&roster, stolen.entry().clone()).unwrap_err();
+    assert!(matches!(err, ctix::log::VerifyError::RetiredKey { .. }), "{err}");
+    assert!(err.to_string().contains("retired at"), "{err}");
+    let at = rogue(&fed, "at", &lt).await;
+    let _stream = send(&at, &[hello(), entries(&[stolen.entry()])]).await;
+    let st =
+        wait_status(&lt, 10, "the retired key's entry not counted against at", |st| peer_rejected(st, "at") >= 1).await;
+    assert_eq!(peer_rejected(&st, "at"), 1);
+    assert_eq!(lt.handle.store.head(&name("ee")).map(|t| t.seq), Some(3), "lt stored the retired key's entry");
+
+    // Every entry verifies under the rotated roster; ee:3 does not under the old one.
+    for n in [&lt, &lv, &ee] {
+        assert_eq!(n.handle.store.verify_chains(&roster), Ok(3), "{}", n.handle.name);
+        let stale = n.handle.store.verify_chains(&original).unwrap_err();
+        assert!(stale.contains("ee:3") && stale.contains("bad signature"), "{stale}");
+    }
+    stop_all(vec![ee, lt, lv]).await;
+
+    // Once the retirement time has passed, a node configured with the old key refuses to start.
+    let mut c = with("ee", None);
+    c.roster = rotated(&original, "ee", &new_key, ctix::now_ms() - 1);
+    let refused = node::start(c).await.err().expect("a node with a retired key started");
+    assert!(matches!(refused, node::NodeError::KeyRetired { .. }), "{refused}");
+    assert!(refused.to_string().contains("point signing_key at the key the roster lists"), "{refused}");
 }
 
 // ---- 7. TLP:RED through a relay ----

@@ -286,3 +286,55 @@ async fn an_unreachable_api_asks_whether_the_node_runs() {
 
     ctix(&["status"], &[]).await.fails_with(&["--config PATH", "--api URL"]);
 }
+
+/// `ctix roster rotate-key` makes the new key current and retires the old one at the time given;
+/// a time in the past, an unknown member and a key already listed are refused with the reason,
+/// and the roster file is left as it was.
+#[tokio::test]
+async fn roster_rotate_key_retires_the_old_key() {
+    let fed = dev_federation(&["ee", "lv"]);
+    let roster_path = config(&fed, "ee").roster_path.clone();
+    let before = ctix::roster::Roster::load(&roster_path).unwrap();
+    let old = *before.key(&crate::support::name("ee")).unwrap();
+    let new_key = roster_path.with_file_name("ee-new.key");
+    let keygen = ctix(&["keygen", "--out", new_key.to_str().unwrap()], &[]).await.ok();
+    let hex = keygen.stdout.lines().find_map(|l| l.strip_prefix("public_key = \"")).unwrap().trim_end_matches('"');
+    let lv_hex = ctix::pki::public_key_hex(before.key(&crate::support::name("lv")).unwrap());
+    let rotate = |member: &'static str, key: String, at: &'static str| {
+        let r = roster_path.to_str().unwrap().to_owned();
+        async move {
+            ctix(
+                &[
+                    "roster",
+                    "rotate-key",
+                    "--roster",
+                    &r,
+                    "--member",
+                    member,
+                    "--public-key",
+                    &key,
+                    "--retire-old-at",
+                    at,
+                ],
+                &[],
+            )
+            .await
+        }
+    };
+    rotate("ee", hex.into(), "-1h").await.fails_with(&["--retire-old-at is in the past"]);
+    rotate("xx", hex.into(), "7d").await.fails_with(&["xx is not a member"]);
+    rotate("ee", lv_hex, "7d").await.fails_with(&["already listed for another member"]);
+    assert_eq!(ctix::roster::Roster::load(&roster_path).unwrap(), before, "a refused rotation changed the roster");
+
+    let now = ctix::now_ms();
+    let out = rotate("ee", hex.into(), "7d").await.ok();
+    assert!(out.stdout.contains("point ee's signing_key at the new key"), "{out:?}");
+    let after = ctix::roster::Roster::load(&roster_path).unwrap();
+    let ee = crate::support::name("ee");
+    assert_eq!(ctix::pki::public_key_hex(after.key(&ee).unwrap()), hex);
+    let retired = after.retired_keys(&ee);
+    assert_eq!(retired.len(), 1);
+    assert_eq!(retired[0].public_key, old);
+    let week = 7 * 86_400_000;
+    assert!((now + week..now + week + 60_000).contains(&retired[0].retired_at_ms), "{retired:?}");
+}

@@ -23,11 +23,12 @@ pub fn key(node: &str) -> SigningKey {
 }
 
 pub fn roster(nodes: &[&str]) -> Roster {
-    Roster::new(nodes.iter().enumerate().map(|(i, n)| Member {
-        name: name(n),
-        public_key: key(n).verifying_key(),
-        quic_addr: format!("127.0.0.1:{}", 7400 + i),
-    }))
+    Roster::new(
+        nodes
+            .iter()
+            .enumerate()
+            .map(|(i, n)| Member::new(name(n), key(n).verifying_key(), format!("127.0.0.1:{}", 7400 + i))),
+    )
     .unwrap()
 }
 
