@@ -92,6 +92,8 @@ pub fn generate(dir: &Path, nodes: &[NodeName], base_port: u16) -> Result<DevFed
             "taxii_url": format!("http://127.0.0.1:{api_port}/taxii2/"),
             "taxii_user": "analysts",
             "taxii_password": token_rw,
+            // The web dashboard: open it in a browser and sign in with either token.
+            "dashboard": format!("http://127.0.0.1:{api_port}/dashboard/"),
         });
         let creds_path = node_dir.join("credentials.json");
         pki::write_secret_file(&creds_path, format!("{creds:#}\n").as_bytes()).map_err(|e| e.to_string())?;

@@ -1,10 +1,12 @@
-//! The local REST API (axum): submit, query, retract, sight, status, drills, `/healthz`, `/metrics`.
+//! The local REST API (axum): submit, query, retract, sight, status, drills, `/healthz`, `/metrics`,
+//! and the web dashboard (`dashboard.rs`).
 //!
 //! Handlers are thin: they check the bearer token, parse, and call `NodeHandle` (writes, answered
 //! only once durable) or `Store` (reads, on the blocking pool). Every error is a JSON
 //! `view::ErrorBody` (`error.rs`); one middleware (`observe`) bounds the requests in flight,
 //! turns a panicking handler into a 500, and records per-route statistics for `/metrics`.
 
+mod dashboard;
 mod drills;
 mod error;
 mod indicators;
@@ -108,6 +110,8 @@ struct Inner {
     taxii_status: Mutex<taxii::StatusLog>,
     /// MISP feeds recently built, per role.
     misp_feed: misp_feed::FeedCache,
+    /// Open web dashboard sessions.
+    dashboard: dashboard::Sessions,
 }
 
 /// A configured token, kept as a digest so that checking one takes the same time whatever it is.
@@ -146,6 +150,7 @@ pub fn router(state: ApiState) -> Router {
         in_flight: Semaphore::new(REQUESTS_IN_FLIGHT_MAX),
         taxii_status: Mutex::new(taxii::StatusLog::default()),
         misp_feed: misp_feed::FeedCache::default(),
+        dashboard: dashboard::Sessions::default(),
     });
     Router::new()
         .route(INDICATORS, get(indicators::query).post(indicators::submit_batch))
@@ -171,6 +176,7 @@ pub fn router(state: ApiState) -> Router {
         .route(taxii::VERSIONS, get(taxii::get_versions))
         .route(taxii::MANIFEST, get(taxii::get_manifest))
         .route(taxii::STATUS, get(taxii::get_status))
+        .merge(dashboard::routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(REQUEST_BYTES_MAX))
@@ -205,7 +211,8 @@ pub async fn serve(listener: tokio::net::TcpListener, state: ApiState, shutdown:
     }
 }
 
-/// A caller with a valid bearer token (401 `unauthorized` otherwise).
+/// A caller with a valid bearer token, or a web dashboard session on a `GET` or `HEAD`
+/// (401 `unauthorized` otherwise).
 struct Caller {
     role: Role,
 }
@@ -215,6 +222,10 @@ impl FromRequestParts<Arc<Inner>> for Caller {
 
     async fn from_request_parts(parts: &mut Parts, inner: &Arc<Inner>) -> Result<Self, ApiError> {
         let Some(presented) = bearer(&parts.headers) else {
+            // A web dashboard session (`dashboard.rs`): reads only.
+            if let Some(role) = inner.dashboard.role(parts) {
+                return Ok(Caller { role });
+            }
             return Err(ApiError::unauthorized(
                 "missing bearer token: send `Authorization: Bearer TOKEN` with a token from the node's [api] tokens",
             ));
@@ -397,7 +408,7 @@ fn route_label(path: &str) -> &'static str {
             }
         }
     };
-    ROUTES.into_iter().find(|t| matches(t)).unwrap_or(UNMATCHED)
+    ROUTES.into_iter().chain(dashboard::ROUTES).find(|t| matches(t)).unwrap_or(UNMATCHED)
 }
 
 /// Resolves to `Err` with the payload if polling the inner future panics.

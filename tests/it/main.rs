@@ -5,6 +5,7 @@ mod attacks;
 mod cli;
 mod crash;
 mod daemon;
+mod dashboard;
 mod demo;
 mod drill;
 mod federation;
