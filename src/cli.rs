@@ -46,7 +46,16 @@ pub enum Command {
         /// The node's TOML config (see deploy/ and `ctix dev-federation`).
         #[arg(long)]
         config: PathBuf,
+        /// text or json; overrides CTIX_LOG_FORMAT, which overrides the config's [log] format.
+        #[arg(long, value_name = "FORMAT", env = "CTIX_LOG_FORMAT")]
+        log_format: Option<crate::config::LogFormat>,
+        /// Levels, e.g. info,ctix::sync=debug; overrides RUST_LOG, which overrides [log] level.
+        #[arg(long, value_name = "LEVELS", env = "RUST_LOG")]
+        log_level: Option<String>,
     },
+    /// Check a node's config and everything it points at, before starting the node.
+    #[command(subcommand)]
+    Config(ConfigCommand),
     /// Generate a development federation on 127.0.0.1: a CA, keys, certificates, a roster and
     /// DIR/<node>/ctix.toml for every node. Not for production.
     DevFederation {
@@ -435,6 +444,16 @@ pub enum CaCommand {
 }
 
 #[derive(Subcommand, Debug)]
+pub enum ConfigCommand {
+    /// Validate PATH: keys (readable, mode 0600, matching the roster), roster, certificate chain
+    /// and expiry, CA, free ports, writable store. One line per check; exits 1 on any FAIL.
+    Check {
+        /// The node's config, e.g. /etc/ctix/ctix.toml.
+        path: PathBuf,
+    },
+}
+
+#[derive(Subcommand, Debug)]
 pub enum StoreCommand {
     /// Print every origin's head (the version vector).
     Heads(StoreArgs),
@@ -510,7 +529,8 @@ pub fn run(cli: Cli) -> Result<()> {
             );
             Ok(())
         }
-        Command::Run { config } => run_node(&config),
+        Command::Run { config, log_format, log_level } => run_node(&config, log_format, log_level.as_deref()),
+        Command::Config(ConfigCommand::Check { path }) => crate::check::print(&path),
         Command::Demo { dir, base_port } => crate::demo::run(dir.as_deref(), base_port),
         Command::DevFederation { dir, nodes, base_port } => {
             let names = nodes.iter().map(|n| NodeName::new(n.trim())).collect::<Result<Vec<_>, _>>()?;
@@ -640,9 +660,10 @@ fn submit(a: SubmitArgs) -> Result<()> {
     client::submit_one(&api, &input)
 }
 
-fn run_node(path: &std::path::Path) -> Result<()> {
-    init_tracing();
+fn run_node(path: &std::path::Path, format: Option<crate::config::LogFormat>, level: Option<&str>) -> Result<()> {
     let cfg = crate::config::Config::load(path)?;
+    let log = crate::config::LogSettings::resolve(format, level, &cfg.log).map_err(anyhow::Error::msg)?;
+    init_tracing(&log);
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the async runtime")?;
     rt.block_on(async move {
         // Handlers first: a signal that arrives while the node starts must stop it cleanly, not
@@ -661,17 +682,18 @@ fn run_node(path: &std::path::Path) -> Result<()> {
     })
 }
 
-/// Logs to stderr; `RUST_LOG` sets levels per module (default `info`), `CTIX_LOG_FORMAT=json`
-/// switches to JSON lines.
-pub fn init_tracing() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+/// Logs to stderr in `log.format`, filtered by `log.level` (see `LogSettings::resolve`).
+pub fn init_tracing(log: &crate::config::LogSettings) {
+    let filter = tracing_subscriber::EnvFilter::builder().parse_lossy(&log.level);
     use std::io::IsTerminal;
     let b = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal());
-    let _ =
-        if std::env::var("CTIX_LOG_FORMAT").is_ok_and(|v| v == "json") { b.json().try_init() } else { b.try_init() };
+    let _ = match log.format {
+        crate::config::LogFormat::Json => b.json().try_init(),
+        crate::config::LogFormat::Text => b.try_init(),
+    };
 }
 
 fn open_store(a: &StoreArgs) -> Result<Store> {

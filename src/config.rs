@@ -28,6 +28,29 @@ pub enum ConfigError {
     Invalid { path: String, reason: String },
 }
 
+impl ConfigFile {
+    /// Reads and parses a config file (at most `CONFIG_FILE_BYTES_MAX` bytes) without resolving it:
+    /// nothing it points at is opened.
+    pub fn read(path: &Path) -> Result<ConfigFile, ConfigError> {
+        let p = path.display().to_string();
+        let meta = std::fs::metadata(path).map_err(|source| ConfigError::Read { path: p.clone(), source })?;
+        if meta.len() > CONFIG_FILE_BYTES_MAX {
+            return Err(ConfigError::Invalid { path: p, reason: format!("over {CONFIG_FILE_BYTES_MAX} bytes") });
+        }
+        // The size above may not hold for a special file (a FIFO, /dev/zero): read at most one
+        // byte over the limit whatever the metadata said.
+        let mut text = String::new();
+        let read = std::fs::File::open(path).and_then(|f| {
+            std::io::Read::read_to_string(&mut std::io::Read::take(f, CONFIG_FILE_BYTES_MAX + 1), &mut text)
+        });
+        read.map_err(|source| ConfigError::Read { path: p.clone(), source })?;
+        if text.len() as u64 > CONFIG_FILE_BYTES_MAX {
+            return Err(ConfigError::Invalid { path: p, reason: format!("over {CONFIG_FILE_BYTES_MAX} bytes") });
+        }
+        toml::from_str(&text).map_err(|e| ConfigError::Invalid { path: p, reason: e.to_string() })
+    }
+}
+
 /// The config file as written.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -44,6 +67,8 @@ pub struct ConfigFile {
     pub startup: StartupSection,
     #[serde(default)]
     pub drill: DrillSection,
+    #[serde(default)]
+    pub log: LogSection,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -89,6 +114,10 @@ impl Default for ApiSection {
 
 /// Shortest token accepted: 128 bits of base-16 randomness.
 pub const API_TOKEN_CHARS_MIN: usize = 32;
+
+/// The token placeholder in the templates in `deploy/config/`: refused, so a template installed
+/// without its token replaced does not open the API to anyone who read the template.
+pub const API_TOKEN_PLACEHOLDER: &str = "REPLACE-WITH-THE-OUTPUT-OF-openssl-rand-hex-32";
 
 /// One API bearer token.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -158,6 +187,88 @@ pub struct DrillSection {
     pub allow_faults: bool,
 }
 
+/// Log format and levels. Log lines always go to standard error (under systemd: the journal).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogSection {
+    /// `"text"` (default): one readable line per event; `"json"`: one JSON object per line.
+    #[serde(default)]
+    pub format: LogFormat,
+    /// Levels as `RUST_LOG` writes them: a default level and per-module overrides, e.g.
+    /// `"info,ctix::sync=debug"`. Default: `"info"`.
+    #[serde(default = "default_log_level")]
+    pub level: String,
+}
+
+impl Default for LogSection {
+    fn default() -> Self {
+        LogSection { format: LogFormat::Text, level: default_log_level() }
+    }
+}
+
+fn default_log_level() -> String {
+    LOG_LEVEL_DEFAULT.to_owned()
+}
+
+/// The log level when neither `--log-level`, `RUST_LOG` nor `[log] level` sets one.
+pub const LOG_LEVEL_DEFAULT: &str = "info";
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object per line (`timestamp`, `level`, `target`, `fields`), for log shippers.
+    Json,
+}
+
+impl std::str::FromStr for LogFormat {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "text" => Ok(LogFormat::Text),
+            "json" => Ok(LogFormat::Json),
+            other => Err(format!("log format {other:?} is not known: write \"text\" or \"json\"")),
+        }
+    }
+}
+
+/// The log settings in force, resolved once from the command line, the environment and the file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogSettings {
+    pub format: LogFormat,
+    /// `RUST_LOG`-style directives, already checked to parse.
+    pub level: String,
+}
+
+impl LogSettings {
+    /// Resolves the log settings. Precedence, highest first: the command line (`--log-format`,
+    /// `--log-level`), then the environment (`CTIX_LOG_FORMAT`, `RUST_LOG`; clap folds both into
+    /// the `flag_*` arguments), then the config file's `[log]` section, then the defaults (`text`,
+    /// `info`). Each of the two settings is resolved on its own.
+    pub fn resolve(
+        flag_format: Option<LogFormat>,
+        flag_level: Option<&str>,
+        file: &LogSection,
+    ) -> Result<Self, String> {
+        let (level, from) = match flag_level {
+            Some(l) => (l, "--log-level (or RUST_LOG)"),
+            None => (file.level.as_str(), "log.level"),
+        };
+        check_log_level(level).map_err(|e| format!("{from}: {e}"))?;
+        Ok(LogSettings { format: flag_format.unwrap_or(file.format), level: level.to_owned() })
+    }
+}
+
+/// Checks `RUST_LOG`-style directives, e.g. `info,ctix::sync=debug`.
+pub fn check_log_level(level: &str) -> Result<(), String> {
+    tracing_subscriber::EnvFilter::builder().parse(level).map(drop).map_err(|e| {
+        format!("{level:?} is not a valid level: {e} (write a level such as \"info\", optionally with per-module levels: \"info,ctix::sync=debug\")")
+    })
+}
+
 /// The validated configuration of one node.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -176,30 +287,16 @@ pub struct Config {
     pub own_head_wait_ms: u64,
     pub on_no_peers: OnNoPeers,
     pub drill_allow_faults: bool,
+    /// `[log]` as written; `LogSettings::resolve` applies the command line and environment.
+    pub log: LogSection,
     pub sync: SyncConfig,
 }
 
 impl Config {
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let p = path.display().to_string();
-        let meta = std::fs::metadata(path).map_err(|source| ConfigError::Read { path: p.clone(), source })?;
-        if meta.len() > CONFIG_FILE_BYTES_MAX {
-            return Err(ConfigError::Invalid { path: p, reason: format!("over {CONFIG_FILE_BYTES_MAX} bytes") });
-        }
-        // The size above may not hold for a special file (a FIFO, /dev/zero): read at most one
-        // byte over the limit whatever the metadata said.
-        let mut text = String::new();
-        let read = std::fs::File::open(path).and_then(|f| {
-            std::io::Read::read_to_string(&mut std::io::Read::take(f, CONFIG_FILE_BYTES_MAX + 1), &mut text)
-        });
-        read.map_err(|source| ConfigError::Read { path: p.clone(), source })?;
-        if text.len() as u64 > CONFIG_FILE_BYTES_MAX {
-            return Err(ConfigError::Invalid { path: p, reason: format!("over {CONFIG_FILE_BYTES_MAX} bytes") });
-        }
-        let file: ConfigFile =
-            toml::from_str(&text).map_err(|e| ConfigError::Invalid { path: p.clone(), reason: e.to_string() })?;
+        let file = ConfigFile::read(path)?;
         let base = path.parent().unwrap_or(Path::new("."));
-        Config::resolve(file, base).map_err(|reason| ConfigError::Invalid { path: p, reason })
+        Config::resolve(file, base).map_err(|reason| ConfigError::Invalid { path: path.display().to_string(), reason })
     }
 
     /// Resolves a parsed file against `base` (the file's directory) and checks it.
@@ -219,9 +316,16 @@ impl Config {
             }
             blocked.insert(n);
         }
+        check_log_level(&file.log.level).map_err(|e| format!("log.level: {e}"))?;
         for t in &file.api.tokens {
             if t.token.chars().count() < API_TOKEN_CHARS_MIN {
                 return Err(format!("api.tokens {:?}: token is shorter than {API_TOKEN_CHARS_MIN} characters", t.name));
+            }
+            if t.token == API_TOKEN_PLACEHOLDER {
+                return Err(format!(
+                    "api.tokens {:?}: token is still the template's placeholder: replace it with the output of `openssl rand -hex 32`",
+                    t.name
+                ));
             }
         }
         Ok(Config {
@@ -240,7 +344,133 @@ impl Config {
             own_head_wait_ms: file.startup.own_head_wait_ms,
             on_no_peers: file.startup.on_no_peers,
             drill_allow_faults: file.drill.allow_faults,
+            log: file.log,
             sync: SyncConfig::default(),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use super::*;
+    use crate::roster::Member;
+
+    /// The production templates, by node name.
+    const TEMPLATES: [(&str, &str); 3] = [
+        ("ee", include_str!("../deploy/config/ee.toml")),
+        ("lv", include_str!("../deploy/config/lv.toml")),
+        ("lt", include_str!("../deploy/config/lt.toml")),
+    ];
+
+    /// The template with every commented-out setting (`#key = value`, `#[[table]]`) switched on.
+    fn uncomment(text: &str) -> String {
+        text.lines()
+            .map(|l| match l.strip_prefix('#') {
+                Some(rest) if !rest.is_empty() && !rest.starts_with(' ') => rest,
+                _ => l,
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    /// The dotted paths of every leaf value (`api.tokens.role`).
+    fn leaves(v: &toml::Value, prefix: &str, out: &mut BTreeSet<String>) {
+        let join = |k: &str| if prefix.is_empty() { k.to_owned() } else { format!("{prefix}.{k}") };
+        match v {
+            toml::Value::Table(t) => t.iter().for_each(|(k, v)| leaves(v, &join(k), out)),
+            toml::Value::Array(a) if a.iter().all(toml::Value::is_table) && !a.is_empty() => {
+                a.iter().for_each(|v| leaves(v, prefix, out))
+            }
+            _ => {
+                out.insert(prefix.to_owned());
+            }
+        }
+    }
+
+    fn paths(v: &toml::Value) -> BTreeSet<String> {
+        let mut out = BTreeSet::new();
+        leaves(v, "", &mut out);
+        out
+    }
+
+    /// A roster of ee, lv and lt in `dir`.
+    fn roster_file(dir: &Path) -> PathBuf {
+        let members = ["ee", "lv", "lt"].iter().enumerate().map(|(i, n)| {
+            let key = ed25519_dalek::SigningKey::from_bytes(&[i as u8 + 1; 32]).verifying_key();
+            Member::new(NodeName::new(n).unwrap(), key, format!("ctix.{n}.example:7401"))
+        });
+        let path = dir.join("roster.toml");
+        std::fs::write(&path, Roster::new(members).unwrap().to_toml()).unwrap();
+        path
+    }
+
+    #[test]
+    fn templates_name_every_setting_with_its_default_and_a_comment() {
+        for (node, text) in TEMPLATES {
+            let as_is: ConfigFile = toml::from_str(text).unwrap_or_else(|e| panic!("{node}.toml: {e}"));
+            assert_eq!(as_is.node, node);
+            let full_text = uncomment(text);
+            // deny_unknown_fields: a commented setting with a typo or a removed field fails here.
+            let full: ConfigFile =
+                toml::from_str(&full_text).unwrap_or_else(|e| panic!("{node}.toml uncommented: {e}"));
+            let written = paths(&toml::from_str(&full_text).unwrap());
+            let every = paths(&toml::Value::try_from(&full).unwrap());
+            assert_eq!(written, every, "{node}.toml must name every setting of ConfigFile (missing or extra)");
+            // The values shown on commented-out lines are the defaults the node applies.
+            let mut shown = toml::Value::try_from(&full).unwrap();
+            shown["api"].as_table_mut().unwrap().remove("tokens");
+            let mut applied = toml::Value::try_from(&as_is).unwrap();
+            applied["api"].as_table_mut().unwrap().remove("tokens");
+            assert_eq!(shown, applied, "{node}.toml: a commented-out value is not the default");
+            // Every setting, live or commented out, has a comment line right above it.
+            let lines: Vec<&str> = text.lines().collect();
+            for (i, l) in lines.iter().enumerate() {
+                let setting = l.trim_start_matches('#');
+                if !l.starts_with("# ") && setting.split_once(" = ").is_some_and(|(k, _)| !k.contains(' ')) {
+                    assert!(
+                        i > 0 && lines[i - 1].starts_with("# "),
+                        "{node}.toml line {}: {l:?} has no comment",
+                        i + 1
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn templates_resolve_into_a_config_once_the_placeholder_token_is_replaced() {
+        let dir = tempfile::tempdir().unwrap();
+        let roster = roster_file(dir.path());
+        for (node, text) in TEMPLATES {
+            let mut file: ConfigFile = toml::from_str(&uncomment(text)).unwrap();
+            file.keys.roster = roster.clone();
+            let err = Config::resolve(file.clone(), dir.path()).unwrap_err();
+            assert!(err.contains("placeholder") && err.contains("openssl rand -hex 32"), "{err}");
+            file.api.tokens[0].token = "0123456789abcdef".repeat(4);
+            let cfg = Config::resolve(file, dir.path()).unwrap_or_else(|e| panic!("{node}.toml: {e}"));
+            assert_eq!(cfg.node.as_str(), node);
+            assert_eq!(cfg.data_dir, Path::new("/var/lib/ctix"));
+            assert_eq!(cfg.api_listen, default_api_listen());
+            assert_eq!((cfg.log.format, cfg.log.level.as_str()), (LogFormat::Text, LOG_LEVEL_DEFAULT));
+        }
+    }
+
+    #[test]
+    fn log_settings_take_the_flag_or_environment_over_the_file() {
+        let file = LogSection { format: LogFormat::Json, level: "warn,ctix::sync=debug".into() };
+        let from_file = LogSettings::resolve(None, None, &file).unwrap();
+        assert_eq!(from_file, LogSettings { format: LogFormat::Json, level: "warn,ctix::sync=debug".into() });
+        let overridden = LogSettings::resolve(Some(LogFormat::Text), Some("debug"), &file).unwrap();
+        assert_eq!(overridden, LogSettings { format: LogFormat::Text, level: "debug".into() });
+        // Each setting on its own: a flag for the level leaves the file's format.
+        assert_eq!(LogSettings::resolve(None, Some("error"), &file).unwrap().format, LogFormat::Json);
+        let err = LogSettings::resolve(None, Some("ctix=loud"), &file).unwrap_err();
+        assert!(err.starts_with("--log-level (or RUST_LOG): \"ctix=loud\" is not a valid level"), "{err}");
+        let bad_file = LogSection { format: LogFormat::Text, level: "info,=".into() };
+        assert!(LogSettings::resolve(None, None, &bad_file).unwrap_err().starts_with("log.level: "));
+        assert_eq!("json".parse::<LogFormat>(), Ok(LogFormat::Json));
+        assert!("xml".parse::<LogFormat>().unwrap_err().contains("write \"text\" or \"json\""));
     }
 }

@@ -286,9 +286,11 @@ pub async fn start(cfg: Config) -> Result<Running, NodeError> {
     };
     let name = actor.cfg.node.clone();
     let tokens = actor.cfg.api_tokens.clone();
+    // For `/metrics`, so that alerting can ask for a new certificate before this one expires.
+    let cert = pki::load_certs(&actor.cfg.tls_cert).ok().and_then(|c| c.first().and_then(|c| pki::validity(c).ok()));
     let task = tokio::spawn(actor.run(events, cmd_rx, shutdown_rx.clone()));
     let handle = NodeHandle { cmds: cmd_tx, name, store };
-    let api_state = crate::api::ApiState { node: handle.clone(), tokens };
+    let api_state = crate::api::ApiState { node: handle.clone(), tokens, cert_not_after_s: cert.map(|(_, na)| na) };
     let api_task = tokio::spawn(crate::api::serve(api_listener, api_state, shutdown_rx));
     Ok(Running { handle, quic_addr, api_addr, shutdown, task, api_task })
 }

@@ -299,6 +299,14 @@ pub fn load_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, PkiError>
     Ok(certs)
 }
 
+/// A certificate's validity window: `(not_before, not_after)` in seconds since the epoch (either
+/// may be before 1970 or far in the future, so signed).
+pub fn validity(cert: &CertificateDer<'_>) -> Result<(i64, i64), String> {
+    let (_, c) = x509_parser::parse_x509_certificate(cert.as_ref()).map_err(|e| e.to_string())?;
+    let v = c.validity();
+    Ok((v.not_before.timestamp(), v.not_after.timestamp()))
+}
+
 /// Loads a PEM TLS private key (PKCS#8, SEC1 or PKCS#1) for rustls. Refuses a file that group or
 /// others can read.
 pub fn load_tls_key(path: &Path) -> Result<PrivateKeyDer<'static>, PkiError> {

@@ -58,9 +58,17 @@ impl RequestMetrics {
     }
 }
 
-/// Renders every metric. `counts` is `Store::counts`.
-pub fn render(status: &Status, counts: &BTreeMap<(NodeName, EntryKind), u64>, requests: &RequestMetrics) -> String {
+/// Renders every metric. `counts` is `Store::counts`; `cert_not_after_s` is when this node's TLS
+/// certificate expires. Every family is documented in `deploy/README.md` (a test checks).
+pub fn render(
+    status: &Status,
+    counts: &BTreeMap<(NodeName, EntryKind), u64>,
+    requests: &RequestMetrics,
+    cert_not_after_s: Option<i64>,
+) -> String {
     let mut out = Out(String::new());
+    out.family("ctix_build_info", "gauge", "Always 1; the version label is the running ctix version");
+    out.sample("ctix_build_info", &[("version", env!("CARGO_PKG_VERSION"))], 1);
     out.family("ctix_ready", "gauge", "1 when the node accepts appends (its own log head is confirmed)");
     out.sample("ctix_ready", &[], u8::from(status.ready));
 
@@ -75,6 +83,16 @@ pub fn render(status: &Status, counts: &BTreeMap<(NodeName, EntryKind), u64>, re
     out.family("ctix_peer_connected", "gauge", "1 when the peer is connected over QUIC");
     for p in &status.peers {
         out.sample("ctix_peer_connected", &[("peer", p.name.as_str())], u8::from(p.connected));
+    }
+    out.family(
+        "ctix_peer_last_seen_timestamp_seconds",
+        "gauge",
+        "When the last message from the peer arrived (seconds since the epoch); absent if none since start",
+    );
+    for p in &status.peers {
+        if let Some(ms) = p.last_seen_ms {
+            out.sample("ctix_peer_last_seen_timestamp_seconds", &[("peer", p.name.as_str())], seconds(ms));
+        }
     }
     out.family("ctix_peer_lag_entries", "gauge", "Entries held here that the peer has not announced holding");
     for p in &status.peers {
@@ -92,6 +110,18 @@ pub fn render(status: &Status, counts: &BTreeMap<(NodeName, EntryKind), u64>, re
     }
     out.family("ctix_quarantined_origins", "gauge", "Origins quarantined for a fork in their log");
     out.sample("ctix_quarantined_origins", &[], status.quarantined.len());
+    out.family("ctix_origin_quarantined", "gauge", "1 for each origin quarantined for a fork in its log");
+    for origin in &status.quarantined {
+        out.sample("ctix_origin_quarantined", &[("origin", origin.as_str())], 1);
+    }
+    out.family(
+        "ctix_tls_cert_expiry_timestamp_seconds",
+        "gauge",
+        "When this node's TLS certificate expires (seconds since the epoch)",
+    );
+    if let Some(s) = cert_not_after_s {
+        out.sample("ctix_tls_cert_expiry_timestamp_seconds", &[], s);
+    }
 
     let c = &status.counters;
     let counters: [(&str, &str, u64); 6] = [
@@ -124,6 +154,11 @@ pub fn render(status: &Status, counts: &BTreeMap<(NodeName, EntryKind), u64>, re
         }
     }
     out.0
+}
+
+/// Milliseconds as seconds with millisecond precision, e.g. `1795867200.123`.
+fn seconds(ms: u64) -> String {
+    format!("{}.{:03}", ms / 1000, ms % 1000)
 }
 
 struct Out(String);
@@ -167,6 +202,64 @@ mod tests {
         let r = &m.routes["/healthz"];
         assert_eq!(r.buckets, [1, 1, 1, 2, 2, 2, 2, 2]);
         assert_eq!((r.count, r.statuses[&200], r.statuses[&404]), (3, 2, 1));
+    }
+
+    fn sample_status() -> Status {
+        let name = |s: &str| NodeName::new(s).unwrap();
+        let peer = |n: &str, seen: Option<u64>| crate::node::PeerStatus {
+            name: name(n),
+            connected: seen.is_some(),
+            last_seen_ms: seen,
+            lag_entries: Some(3),
+            rejected: 0,
+        };
+        Status {
+            node: name("ee"),
+            heads: BTreeMap::new(),
+            peers: vec![peer("lv", Some(1_795_867_200_123)), peer("lt", None)],
+            connected: [name("lv")].into(),
+            quarantined: [name("xx")].into(),
+            ready: true,
+            counters: Default::default(),
+        }
+    }
+
+    #[test]
+    fn alerting_series_are_rendered() {
+        let mut m = RequestMetrics::default();
+        m.record("/healthz", 200, Duration::from_millis(1));
+        let text = render(&sample_status(), &BTreeMap::new(), &m, Some(1_800_000_000));
+        for line in [
+            "ctix_ready 1",
+            "ctix_peer_connected{peer=\"lt\"} 0",
+            "ctix_peer_last_seen_timestamp_seconds{peer=\"lv\"} 1795867200.123",
+            "ctix_peer_lag_entries{peer=\"lv\"} 3",
+            "ctix_origin_quarantined{origin=\"xx\"} 1",
+            "ctix_quarantined_origins 1",
+            "ctix_tls_cert_expiry_timestamp_seconds 1800000000",
+        ] {
+            assert!(text.lines().any(|l| l == line), "missing {line:?} in\n{text}");
+        }
+        assert!(!text.contains("ctix_peer_last_seen_timestamp_seconds{peer=\"lt\"}"), "{text}");
+        let no_cert = render(&sample_status(), &BTreeMap::new(), &m, None);
+        assert!(!no_cert.contains("\nctix_tls_cert_expiry_timestamp_seconds "), "{no_cert}");
+    }
+
+    /// `deploy/README.md` documents every metric family: name, type, labels and meaning.
+    #[test]
+    fn every_metric_is_documented() {
+        let doc = include_str!("../../deploy/README.md");
+        let mut m = RequestMetrics::default();
+        m.record("/healthz", 200, Duration::from_millis(1));
+        let text = render(&sample_status(), &BTreeMap::new(), &m, Some(1));
+        let families: Vec<(&str, &str)> =
+            text.lines().filter_map(|l| l.strip_prefix("# TYPE ")).filter_map(|l| l.split_once(' ')).collect();
+        assert!(families.len() >= 18, "{families:?}");
+        for (name, kind) in families {
+            let row = doc.lines().find(|l| l.starts_with(&format!("| `{name}` |")));
+            let row = row.unwrap_or_else(|| panic!("deploy/README.md has no metrics table row for `{name}`"));
+            assert!(row.contains(&format!("| {kind} |")), "the row for {name} does not say {kind}: {row}");
+        }
     }
 
     #[test]

@@ -98,6 +98,8 @@ const UNMATCHED: &str = "unmatched";
 pub struct ApiState {
     pub node: NodeHandle,
     pub tokens: Vec<ApiToken>,
+    /// When this node's TLS certificate expires (seconds since the epoch), for `/metrics`.
+    pub cert_not_after_s: Option<i64>,
 }
 
 /// The router's state, derived once from `ApiState`.
@@ -105,6 +107,7 @@ struct Inner {
     node: NodeHandle,
     tokens: Vec<TokenKey>,
     requests: Mutex<RequestMetrics>,
+    cert_not_after_s: Option<i64>,
     in_flight: Semaphore,
     /// TAXII status resources of recent POSTs.
     taxii_status: Mutex<taxii::StatusLog>,
@@ -147,6 +150,7 @@ pub fn router(state: ApiState) -> Router {
         node: state.node,
         tokens,
         requests: Mutex::new(RequestMetrics::default()),
+        cert_not_after_s: state.cert_not_after_s,
         in_flight: Semaphore::new(REQUESTS_IN_FLIGHT_MAX),
         taxii_status: Mutex::new(taxii::StatusLog::default()),
         misp_feed: misp_feed::FeedCache::default(),
@@ -342,7 +346,8 @@ async fn healthz(State(inner): State<Arc<Inner>>) -> Response {
 async fn metrics_text(State(inner): State<Arc<Inner>>, _: Caller) -> Result<Response, ApiError> {
     let st = node_status(&inner).await?;
     let counts = inner.node.store.counts();
-    let text = metrics::render(&st, &counts, &inner.requests.lock().unwrap_or_else(|p| p.into_inner()));
+    let requests = inner.requests.lock().unwrap_or_else(|p| p.into_inner());
+    let text = metrics::render(&st, &counts, &requests, inner.cert_not_after_s);
     Ok(([(header::CONTENT_TYPE, metrics::CONTENT_TYPE)], text).into_response())
 }
 

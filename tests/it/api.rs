@@ -467,5 +467,12 @@ async fn metrics_show_peers_counters_and_request_latency() {
         assert!(text.contains(&format!("# HELP {family} ")), "no HELP for {family}");
         assert!(text.contains(&format!("# TYPE {family} ")), "no TYPE for {family}");
     }
+    // For alerting: this node's certificate expiry, and when each peer was last heard from.
+    let cert = ctix::pki::load_certs(&config(&fed, "ee").tls_cert).unwrap();
+    let (_, not_after) = ctix::pki::validity(&cert[0]).unwrap();
+    let expiry = format!("ctix_tls_cert_expiry_timestamp_seconds {not_after}");
+    assert!(text.lines().any(|l| l == expiry), "no line {expiry:?} in:\n{text}");
+    assert!(text.lines().any(|l| l.starts_with(r#"ctix_peer_last_seen_timestamp_seconds{peer="lv"} "#)), "{text}");
+    assert!(!text.contains(r#"ctix_peer_last_seen_timestamp_seconds{peer="lt"}"#), "{text}");
     stop_all(nodes).await;
 }

@@ -13,6 +13,7 @@ mod interop;
 mod lab;
 mod log;
 mod model;
+mod ops;
 mod sim;
 mod store;
 mod support;
