@@ -115,6 +115,36 @@ pub enum Command {
     /// Readiness drills: run a scenario across the federation, acknowledge, report, simulate.
     #[command(subcommand)]
     Drill(DrillCommand),
+    /// Back up a node's store to FILE: every origin's log and the fork evidence, verified as it
+    /// is written. From a running node through its API (a "rw" token), or with --offline from a
+    /// stopped node's data dir. Keys are not included: back them up separately.
+    Backup {
+        /// The file to write (mode 0600: it holds TLP:RED bodies). Must not exist yet.
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+        /// Read the data dir named by --config directly (the node must be stopped).
+        #[arg(long, requires = "config")]
+        offline: bool,
+        #[command(flatten)]
+        api: ApiArgs,
+    },
+    /// Restore a backup into a stopped node's store: verifies every signature and chain against
+    /// the roster first, refuses a store that is not empty (unless --force), and leaves the
+    /// node's own log unconfirmed until a peer confirms it.
+    Restore {
+        /// The backup file (`ctix backup --out`).
+        file: PathBuf,
+        /// The node's config (ctix.toml): its data dir, name and roster.
+        #[arg(long, value_name = "PATH")]
+        config: PathBuf,
+        /// Restore into a store that already holds entries (they are kept; the backup is merged
+        /// in), or finish a restore that was interrupted.
+        #[arg(long)]
+        force: bool,
+        /// Only verify the backup; write nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
     /// Show a running node's state: readiness, peers, log heads, counts, quarantined origins.
     Status {
         /// Print the status as JSON.
@@ -465,6 +495,10 @@ pub enum StoreCommand {
         #[arg(long)]
         roster: PathBuf,
     },
+    /// Mark this node's own log as possibly behind what its peers hold (its store was lost or
+    /// replaced, and its key signed entries before): the node then signs nothing until a peer
+    /// confirms its own head. `ctix restore` does this by itself.
+    Rejoin(StoreArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -577,6 +611,23 @@ pub fn run(cli: Cli) -> Result<()> {
                 println!("warning: origin {q} is quarantined for a fork");
             }
             Ok(())
+        }
+        Command::Store(StoreCommand::Rejoin(a)) => crate::backup::console::rejoin(&a.data_dir),
+        Command::Backup { out, offline, api } => {
+            let cfg = api.config.as_deref().map(crate::config::Config::load).transpose()?;
+            match (offline, &cfg) {
+                (true, Some(cfg)) => crate::backup::console::backup_offline(cfg, &out),
+                (true, None) => bail!("--offline needs --config PATH: the node's config names its data dir"),
+                (false, _) => crate::backup::console::backup_from_node(
+                    &api.connect(Access::Write)?,
+                    cfg.as_ref().map(|c| &c.roster),
+                    &out,
+                ),
+            }
+        }
+        Command::Restore { file, config, force, dry_run } => {
+            let cfg = crate::config::Config::load(&config)?;
+            crate::backup::console::restore(&cfg, &config, &file, force, dry_run)
         }
         Command::Submit(a) => submit(a),
         Command::Query(a) => {

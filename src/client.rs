@@ -199,6 +199,33 @@ impl Api {
         self.decode(reply)
     }
 
+    /// `GET path` as a stream, for answers too large to hold (a backup): read as it arrives,
+    /// without `REQUEST_TIMEOUT_MS` (a large store takes longer) and without a size limit (the
+    /// caller reads it record by record within its own limits). An error answer is read whole.
+    pub fn get_stream(&self, path: &str) -> Result<Box<dyn io::Read + Send>> {
+        let url = format!("{}{path}", self.base);
+        let mut response = self
+            .agent
+            .get(&url)
+            .header("Authorization", self.auth())
+            .config()
+            .timeout_global(None)
+            .build()
+            .call()
+            .map_err(|e| self.transport_error(e))?;
+        let status = response.status().as_u16();
+        if status != 200 {
+            let body = response
+                .body_mut()
+                .with_config()
+                .limit(RESPONSE_BYTES_MAX)
+                .read_to_vec()
+                .map_err(|e| self.transport_error(e))?;
+            return Err(self.failure(&Reply { status, body }));
+        }
+        Ok(Box::new(response.into_body().into_reader()))
+    }
+
     fn get(&self, path: &str, params: &[(&str, String)]) -> Result<Reply> {
         let url = format!("{}{path}", self.base);
         let pairs = params.iter().map(|(k, v)| (*k, v.as_str()));
@@ -1211,7 +1238,8 @@ fn write_status(w: &mut impl Write, s: &StatusView) -> io::Result<()> {
     let ready = if s.ready {
         "ready"
     } else {
-        "not ready: waiting for a peer to confirm this node's own log head (submissions wait)"
+        "not ready: waiting for peers to confirm this node's own log head (submissions wait; after a restore \
+         or `ctix store rejoin` they are refused until then)"
     };
     writeln!(w, "node {}: {ready}", clean(&s.node, 64))?;
     let connected = s.peers.iter().filter(|p| p.connected).count();

@@ -4,6 +4,7 @@
 //! relay each other's entries. See `ARCHITECTURE.md` for the map of this crate.
 
 pub mod api;
+pub mod backup;
 pub mod check;
 pub mod cli;
 pub mod client;

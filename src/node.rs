@@ -269,9 +269,13 @@ pub async fn start(cfg: Config) -> Result<Running, NodeError> {
         drill.restore(now, &records);
     }
     let alone = cfg.roster.len() == 1;
+    // A member alone in its roster has no peer that could hold more of its log.
+    let own_unconfirmed = store.own_head_unconfirmed()? && !alone;
     let actor = Actor {
         started_ms: crate::now_ms(),
         ready: alone,
+        own_unconfirmed,
+        ahead_since_ms: None,
         cfg,
         key,
         store: store.clone(),
@@ -304,6 +308,11 @@ struct Actor {
     started_ms: u64,
     /// Appends are accepted (own head confirmed or waited out).
     ready: bool,
+    /// The store marks our own log as possibly behind our peers' copy (`ctix restore`, `ctix
+    /// store rejoin`): nothing is signed until the peers confirm our head (`check_restored`).
+    own_unconfirmed: bool,
+    /// Since when a peer has shown more of our own log than we hold (`may_sign`).
+    ahead_since_ms: Option<u64>,
     pending: VecDeque<(Vec<Body>, AppendReply)>,
     counters: Counters,
     connected: BTreeSet<NodeName>,
@@ -390,7 +399,7 @@ impl Actor {
                     }
                     self.pending.push_back((bodies, reply));
                 }
-                if self.ready {
+                if self.may_sign() {
                     self.flush_appends().await;
                 }
             }
@@ -518,7 +527,7 @@ impl Actor {
                         // Commit the records queued before it (a `Fault Applied`) and hand them to
                         // the transport while the link is up. Best effort: closing the connection
                         // may still drop what was not yet written to it; a later sync delivers it.
-                        if self.ready && !self.pending.is_empty() {
+                        if !self.pending.is_empty() && self.may_sign() {
                             self.flush_appends().await;
                             self.drive().await;
                         }
@@ -530,7 +539,7 @@ impl Actor {
             if !appended && self.pending.is_empty() {
                 return;
             }
-            if !self.ready {
+            if !self.may_sign() {
                 return;
             }
             self.flush_appends().await;
@@ -680,7 +689,15 @@ impl Actor {
     /// least that much of our own log (or the wait ran out, per `startup.on_no_peers`).
     async fn check_ready(&mut self) {
         if self.ready {
+            // Appends held while a peer showed more of our own log go out once we caught up.
+            if !self.pending.is_empty() && self.may_sign() {
+                self.flush_appends().await;
+                self.drive().await;
+            }
             return;
+        }
+        if self.own_unconfirmed {
+            return self.check_restored().await;
         }
         let me = &self.cfg.node;
         let ours = self.store.head(me).map_or(0, |t| t.seq);
@@ -706,6 +723,92 @@ impl Actor {
             self.flush_appends().await;
             self.drive().await;
         }
+    }
+}
+
+impl Actor {
+    /// The start-up check of a node whose own log is marked unconfirmed (restored, or rejoining
+    /// after a lost store): stricter than `check_ready`'s, and never waived by
+    /// `startup.on_no_peers`. Every connected peer must hold no more of our log than we do (we
+    /// pull what they hold first), at least one must be connected, and either every roster peer
+    /// is connected or `own_head_wait_ms` has passed (so that a peer that is itself behind does
+    /// not confirm alone while the others are still connecting). Until then appends are refused
+    /// with `NotReady`, which the API answers 503.
+    async fn check_restored(&mut self) {
+        let me = self.cfg.node.clone();
+        let ours = self.store.head(&me).map_or(0, |t| t.seq);
+        let peers: Vec<&NodeName> = self.connected.iter().filter(|p| self.sync.is_ready(p)).collect();
+        let ahead = self.own_log_ahead();
+        let everyone = self.cfg.roster.names().filter(|n| **n != me).all(|n| self.sync.is_ready(n));
+        let waited = crate::now_ms().saturating_sub(self.started_ms) >= self.cfg.own_head_wait_ms;
+        let why = match (&ahead, peers.is_empty()) {
+            (_, true) => "no peer is connected yet".to_string(),
+            (Some((p, theirs)), _) => {
+                format!("peer {p} holds it up to seq {theirs} and this node up to {ours}: fetching it back")
+            }
+            (None, _) => "waiting for the other peers to connect".to_string(),
+        };
+        if ahead.is_some() || peers.is_empty() || !(everyone || waited) {
+            for (_, reply) in self.pending.drain(..) {
+                let _ = reply.send(Err(NodeError::NotReady(format!(
+                    "this node's own log was restored (or marked by `ctix store rejoin`) and its peers have not confirmed its head yet \
+                     ({why}): it signs nothing until then, since signing now could reuse a seq and fork its log; retry shortly, \
+                     and check `ctix status` if this lasts"
+                ))));
+            }
+            return;
+        }
+        let store = self.store.clone();
+        match tokio::task::spawn_blocking(move || store.set_own_head_unconfirmed(false)).await {
+            Ok(Ok(())) => {
+                let by: Vec<String> = peers.iter().map(ToString::to_string).collect();
+                tracing::info!(node = %me, head = ours, peers = ?by, "own log head confirmed after a restore: accepting appends");
+                self.own_unconfirmed = false;
+                self.ready = true;
+            }
+            Ok(Err(e)) => tracing::error!(error = %e, "clearing the unconfirmed mark failed: appends stay refused"),
+            Err(e) => tracing::error!(error = %e, "clearing the unconfirmed mark failed: appends stay refused"),
+        }
+    }
+
+    /// A connected peer that holds more of our own log than we do, and its head of it. Not for
+    /// an own origin already quarantined (appends fail with `OwnQuarantined` anyway).
+    fn own_log_ahead(&self) -> Option<(NodeName, u64)> {
+        let me = &self.cfg.node;
+        let ours = self.store.head(me).map_or(0, |t| t.seq);
+        let (peer, theirs) = self.connected.iter().find_map(|p| {
+            let theirs = self.sync.peer_heads(p)?.get(me)?.seq;
+            (theirs > ours).then(|| (p.clone(), theirs))
+        })?;
+        (!self.store.quarantined().contains(me)).then_some((peer, theirs))
+    }
+
+    /// Whether pending appends may be signed now: the start-up check passed and no connected peer
+    /// shows more of our own log than we hold (it is pulled back first, then we continue after
+    /// it). A claim that entries do not back within `own_head_wait_ms` is then ignored, so that a
+    /// peer announcing a false head cannot stall this node's log.
+    fn may_sign(&mut self) -> bool {
+        if !self.ready {
+            return false;
+        }
+        let Some((peer, theirs)) = self.own_log_ahead() else {
+            self.ahead_since_ms = None;
+            return true;
+        };
+        let now = crate::now_ms();
+        let since = *self.ahead_since_ms.get_or_insert_with(|| {
+            tracing::warn!(%peer, theirs, "a peer holds more of our own log than we do: holding appends while we fetch it back");
+            now
+        });
+        if since == u64::MAX {
+            return true; // this claim was waited out already
+        }
+        if now.saturating_sub(since) < self.cfg.own_head_wait_ms {
+            return false;
+        }
+        tracing::error!(%peer, theirs, "the peer did not deliver the own entries it announced in time: appending anyway");
+        self.ahead_since_ms = Some(u64::MAX);
+        true
     }
 }
 

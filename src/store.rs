@@ -20,7 +20,8 @@
 //! - `K name kind` → u64: number of entries per origin and kind
 //! - `W name seq` → empty: redacted stubs of audience-restricted entries (bodies someone may want)
 //! - `Q name` → seq at which the origin was found forked (quarantine marker)
-//! - `Mformat` → store format version (u32)
+//! - `Mformat` → store format version (u32); `Mown-head-unconfirmed`, `Mrestore-incomplete` →
+//!   empty: store-wide markers (`store/format.rs`, which also upgrades older formats)
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fs::File;
@@ -33,10 +34,14 @@ use crate::log::{self, AuthenticEntry, ChainError, ChainTip, SignedEntry, Verifi
 use crate::model::{Audience, Body, EntryId, EntryKind, Hash, IndicatorType, ModelError, NodeName, Tlp};
 use crate::roster::Roster;
 
+mod format;
+pub use format::UPGRADE_BATCH_ROWS;
+
 /// Name of the tree holding logs and indexes. The suffix is the store format version.
 pub const TREE_LOG: &str = "log-1";
-/// The on-disk format this build writes and reads.
-pub const FORMAT_VERSION: u32 = 1;
+/// The on-disk format this build writes; older formats are upgraded in place at open
+/// (`store/format.rs` has the history).
+pub const FORMAT_VERSION: u32 = 2;
 /// Most entries appended or ingested in one group commit: bounds the memory of one sled batch
 /// and the latency every request in the group waits for.
 pub const BATCH_ENTRIES_MAX: usize = 10_000;
@@ -67,11 +72,15 @@ pub enum StoreError {
     /// Reading or syncing a file failed.
     #[error("store io error on {path}: {source}")]
     Io { path: String, source: std::io::Error },
-    /// The data dir holds a format this build does not read.
+    /// The data dir holds a format newer than this build's.
     #[error(
-        "store in {dir} has format {found}, this build reads format {FORMAT_VERSION}: use a matching ctix version or migrate"
+        "store in {dir} has format {found}, written by a newer ctix; this build reads formats up to {FORMAT_VERSION}: \
+         run the newer ctix on it (a store is never downgraded), or restore a backup into an empty data dir"
     )]
     Format { dir: String, found: u32 },
+    /// A restore into this data dir began and did not finish: it holds part of a backup.
+    #[error("store in {dir} holds an unfinished restore: run `ctix restore FILE --force` again, or empty the data dir")]
+    RestoreIncomplete { dir: String },
     /// A record read back does not decode or does not match its key: the data dir is damaged.
     #[error("store in {dir} is corrupt: {what} (restore from a backup or let peers re-send)")]
     Corrupt { dir: String, what: String },
@@ -295,8 +304,18 @@ fn open_sled(dir: &Path, cache_bytes: u64) -> Result<sled::Db, StoreError> {
 }
 
 impl Store {
-    /// Opens or creates the store in `dir`, and reads the heads of every origin.
+    /// Opens or creates the store in `dir` (upgrading an older format in place), and reads the
+    /// heads of every origin. A store holding an unfinished restore is refused.
     pub fn open(dir: &Path, opts: &StoreOptions) -> Result<Store, StoreError> {
+        Store::open_with(dir, opts, false)
+    }
+
+    /// Opens the store for `ctix restore`, which may finish a restore that was interrupted.
+    pub fn open_for_restore(dir: &Path) -> Result<Store, StoreError> {
+        Store::open_with(dir, &StoreOptions::default(), true)
+    }
+
+    fn open_with(dir: &Path, opts: &StoreOptions, restoring: bool) -> Result<Store, StoreError> {
         let d = dir.display().to_string();
         std::fs::create_dir_all(dir).map_err(|source| StoreError::Io { path: d.clone(), source })?;
         let db = open_sled(dir, opts.cache_bytes)?;
@@ -305,21 +324,6 @@ impl Store {
         let data_path = dir.join("db");
         let data_file = File::open(&data_path)
             .map_err(|source| StoreError::Io { path: data_path.display().to_string(), source })?;
-        match log.get(b"Mformat").map_err(sled_err)? {
-            None => {
-                log.insert(b"Mformat", &FORMAT_VERSION.to_be_bytes()).map_err(sled_err)?;
-            }
-            Some(v) => {
-                let found = u32::from_be_bytes(
-                    v.as_ref()
-                        .try_into()
-                        .map_err(|_| StoreError::Corrupt { dir: d.clone(), what: "format record".into() })?,
-                );
-                if found != FORMAT_VERSION {
-                    return Err(StoreError::Format { dir: d, found });
-                }
-            }
-        }
         let store = Store {
             db,
             log,
@@ -335,6 +339,10 @@ impl Store {
                 counts: BTreeMap::new(),
             }),
         };
+        store.check_format()?;
+        if !restoring && store.restore_incomplete()? {
+            return Err(StoreError::RestoreIncomplete { dir: d });
+        }
         store.commit()?;
         // Make the files' directory entries durable too.
         if let Ok(f) = File::open(dir) {

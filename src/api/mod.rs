@@ -6,6 +6,7 @@
 //! `view::ErrorBody` (`error.rs`); one middleware (`observe`) bounds the requests in flight,
 //! turns a panicking handler into a 500, and records per-route statistics for `/metrics`.
 
+mod backup;
 mod dashboard;
 mod drills;
 mod error;
@@ -65,7 +66,8 @@ const DRILL_ACK: &str = "/api/v1/drills/{id}/ack";
 const DRILL_ABORT: &str = "/api/v1/drills/{id}/abort";
 const HEALTHZ: &str = "/healthz";
 const METRICS: &str = "/metrics";
-const ROUTES: [&str; 23] = [
+const BACKUP: &str = crate::backup::console::BACKUP_PATH;
+const ROUTES: [&str; 24] = [
     INDICATORS,
     INDICATOR,
     INDICATOR_BY_ID,
@@ -79,6 +81,7 @@ const ROUTES: [&str; 23] = [
     DRILL_ABORT,
     HEALTHZ,
     METRICS,
+    BACKUP,
     misp_feed::FEED_FILE,
     taxii::DISCOVERY,
     taxii::API_ROOT,
@@ -170,6 +173,7 @@ pub fn router(state: ApiState) -> Router {
         .route(DRILL_ABORT, post(drills::abort))
         .route(HEALTHZ, get(healthz))
         .route(METRICS, get(metrics_text))
+        .route(BACKUP, get(backup::backup))
         .route(misp_feed::FEED_FILE, get(misp_feed::file))
         .route(taxii::DISCOVERY, get(taxii::discovery))
         .route(taxii::API_ROOT, get(taxii::api_root))
@@ -254,7 +258,7 @@ impl FromRequestParts<Arc<Inner>> for Writer {
             Role::Ro => Err(ApiError::new(
                 StatusCode::FORBIDDEN,
                 "forbidden",
-                "this token is read-only (role \"ro\"): submitting, retracting and sightings need a \"rw\" token",
+                "this token is read-only (role \"ro\"): submitting, retracting, sightings and backups need a \"rw\" token",
             )),
         }
     }

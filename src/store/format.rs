@@ -1,0 +1,471 @@
+//! Store format versions and store-wide markers: the `Mformat` record checked at open, the
+//! in-place upgrade from older formats, and the `M` markers a restore leaves (own head
+//! unconfirmed, restore incomplete).
+//!
+//! Format history (`FORMAT_VERSION` is the one this build writes):
+//! - **1**: `log-1` with `Mformat` = 1. Written by every build before format 2. Early format-1
+//!   stores lack rows that later format-1 builds write: arrival rows (`A`) carry no `added_us`
+//!   suffix and there is no STIX id index (`X`); the oldest have no arrival rows (`A`, `N`) or
+//!   counts (`K`) at all. Those rows are derived from the entries (`E`), so the upgrade rebuilds
+//!   whatever is missing.
+//! - **2**: every row of the module docs of `store`, and the `M` markers below. A format-1 build
+//!   ignores `Mown-head-unconfirmed` and would sign over a restored log, which is why the format
+//!   changed: such a build refuses a format-2 store ("has format 2, this build reads format 1").
+//!
+//! The upgrade is crash-safe: every step only adds rows derived from `E` rows, or rewrites a row
+//! into the form it would have had, so running it again after a crash redoes nothing wrong; the
+//! new `Mformat` is written last, after everything before it is durable.
+
+use std::collections::BTreeMap;
+
+use super::{FORMAT_VERSION, Store, StoreError, arrival_key, put_name, put_name_seq, split_name_seq};
+use crate::model::{EntryId, EntryKind};
+
+/// The format version record (u32 big-endian). Kept in `log-1`, where format-1 builds look for
+/// it, so that an older build refuses a newer store instead of misreading it.
+pub(super) const KEY_FORMAT: &[u8] = b"Mformat";
+/// Present while this node's own log may be behind what peers hold of it (after `ctix restore`
+/// or `ctix store rejoin`): the node signs nothing until a peer confirms its own head.
+const KEY_OWN_UNCONFIRMED: &[u8] = b"Mown-head-unconfirmed";
+/// Present while a restore is writing into this store; a store with it is refused at open (it
+/// holds part of a backup), except by `ctix restore` itself.
+const KEY_RESTORING: &[u8] = b"Mrestore-incomplete";
+/// Rows written per sled batch during an upgrade: bounds the memory of one batch (a row is at
+/// most an entry, 18.7 KiB) while keeping the number of flushes small.
+pub const UPGRADE_BATCH_ROWS: usize = 10_000;
+
+/// What `check_format` found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Opened {
+    /// An empty tree: a new store, now marked with the current format.
+    New,
+    /// The current format.
+    Current,
+    /// An older format, upgraded in place.
+    Upgraded,
+}
+
+impl Store {
+    /// Checks the format record at open: marks a new store, refuses a newer format, upgrades an
+    /// older one in place.
+    pub(super) fn check_format(&self) -> Result<Opened, StoreError> {
+        let found = match self.log.get(KEY_FORMAT).map_err(|e| self.sled_err(e))? {
+            Some(v) => u32::from_be_bytes(v.as_ref().try_into().map_err(|_| self.corrupt("format record".into()))?),
+            None => {
+                if self.log.iter().next().is_some() {
+                    return Err(self.corrupt("the store holds data but no format record".into()));
+                }
+                self.set_format(FORMAT_VERSION)?;
+                return Ok(Opened::New);
+            }
+        };
+        match found {
+            FORMAT_VERSION => Ok(Opened::Current),
+            v if v > FORMAT_VERSION => Err(StoreError::Format { dir: self.dir.display().to_string(), found: v }),
+            1 => {
+                tracing::info!(dir = %self.dir.display(), "upgrading the store from format 1 to {FORMAT_VERSION}");
+                let (rows, crash_after) = upgrade_params();
+                self.upgrade_from_1(rows, crash_after)?;
+                self.set_format(FORMAT_VERSION)?;
+                tracing::info!(dir = %self.dir.display(), "store upgraded to format {FORMAT_VERSION}");
+                Ok(Opened::Upgraded)
+            }
+            v => Err(self.corrupt(format!("unknown store format {v}"))),
+        }
+    }
+
+    /// The format recorded in the store.
+    pub fn format_version(&self) -> Result<u32, StoreError> {
+        let v = self.log.get(KEY_FORMAT).map_err(|e| self.sled_err(e))?.ok_or_else(|| self.corrupt("format".into()))?;
+        Ok(u32::from_be_bytes(v.as_ref().try_into().map_err(|_| self.corrupt("format record".into()))?))
+    }
+
+    fn set_format(&self, v: u32) -> Result<(), StoreError> {
+        self.log.insert(KEY_FORMAT, &v.to_be_bytes()).map_err(|e| self.sled_err(e))?;
+        self.commit()
+    }
+
+    /// Whether this node's own log is marked as possibly behind its peers' copy of it.
+    pub fn own_head_unconfirmed(&self) -> Result<bool, StoreError> {
+        self.marker(KEY_OWN_UNCONFIRMED)
+    }
+
+    /// Marks (or clears) this node's own log as possibly behind its peers' copy; durable on return.
+    pub fn set_own_head_unconfirmed(&self, on: bool) -> Result<(), StoreError> {
+        self.set_marker(KEY_OWN_UNCONFIRMED, on)
+    }
+
+    /// Whether a restore began writing into this store and has not finished.
+    pub fn restore_incomplete(&self) -> Result<bool, StoreError> {
+        self.marker(KEY_RESTORING)
+    }
+
+    /// Marks (or clears) a restore in progress; durable on return.
+    pub fn set_restore_incomplete(&self, on: bool) -> Result<(), StoreError> {
+        self.set_marker(KEY_RESTORING, on)
+    }
+
+    fn marker(&self, key: &[u8]) -> Result<bool, StoreError> {
+        self.log.contains_key(key).map_err(|e| self.sled_err(e))
+    }
+
+    fn set_marker(&self, key: &[u8], on: bool) -> Result<(), StoreError> {
+        self.check_not_failed()?;
+        let r = if on { self.log.insert(key, &[]) } else { self.log.remove(key) };
+        r.map_err(|e| self.sled_err(e))?;
+        self.commit()
+    }
+
+    /// Rebuilds what format 1 may lack (see module docs), `batch_rows` rows per batch.
+    /// `crash_after`: tests stop after that many batches, as a crash would.
+    pub(super) fn upgrade_from_1(&self, batch_rows: usize, crash_after: Option<usize>) -> Result<(), StoreError> {
+        let mut up =
+            Upgrade { store: self, batch: sled::Batch::default(), rows: 0, batch_rows, batches: 0, crash_after };
+        // 1. The STIX id index, and the counts per origin and kind, from the entries.
+        let mut counts: BTreeMap<Vec<u8>, u64> = BTreeMap::new();
+        for kv in self.log.scan_prefix(b"E") {
+            let (k, v) = kv.map_err(|e| self.sled_err(e))?;
+            let e = self.decode_entry(&k, &v)?;
+            let h = e.header();
+            let mut ck = vec![b'K'];
+            put_name(&mut ck, &h.origin);
+            ck.push(h.kind);
+            *counts.entry(ck).or_default() += 1;
+            if let Some(t) = crate::interop::stix_type_of(h.kind) {
+                let mut xk = vec![b'X'];
+                xk.extend_from_slice(crate::interop::entry_uuid(t, &e.id()).as_bytes());
+                let mut row = Vec::with_capacity(42);
+                put_name_seq(&mut row, &h.origin, h.seq);
+                up.insert(xk, row)?;
+            }
+        }
+        for kv in self.log.scan_prefix(b"K") {
+            let (k, _) = kv.map_err(|e| self.sled_err(e))?;
+            if !counts.contains_key(k.as_ref()) {
+                up.remove(k.to_vec())?;
+            }
+        }
+        for (k, n) in counts {
+            up.insert(k, n.to_be_bytes().to_vec())?;
+        }
+        up.flush()?;
+        // 2. Arrival rows without their `added_us`: the entry's signing time, made strictly
+        // increasing (the real time it was added here was not recorded).
+        let mut prev_us = 0u64;
+        let mut next_arrival = 1u64;
+        for kv in self.log.scan_prefix(b"A") {
+            let (k, v) = kv.map_err(|e| self.sled_err(e))?;
+            let arrival = k
+                .get(1..9)
+                .and_then(|b| b.try_into().ok())
+                .map(u64::from_be_bytes)
+                .ok_or_else(|| self.corrupt("arrival key".into()))?;
+            next_arrival = arrival + 1;
+            let (origin, seq, rest) = split_name_seq(&v).ok_or_else(|| self.corrupt("arrival row".into()))?;
+            match rest.len() {
+                8 => prev_us = u64::from_be_bytes(rest.try_into().expect("8 bytes")),
+                0 => {
+                    let added_us = self.created_us(&origin, seq)?.max(prev_us + 1);
+                    prev_us = added_us;
+                    let mut row = v.to_vec();
+                    row.extend_from_slice(&added_us.to_be_bytes());
+                    up.insert(k.to_vec(), row)?;
+                }
+                _ => return Err(self.corrupt("arrival row".into())),
+            }
+        }
+        up.flush()?;
+        // 3. Entries that never got an arrival (stores from before the arrival index): appended to
+        // the order, each with its `N` row in the same batch, so a re-run skips them.
+        for kv in self.log.scan_prefix(b"E") {
+            let (k, v) = kv.map_err(|e| self.sled_err(e))?;
+            let (origin, seq, _) = split_name_seq(&k[1..]).ok_or_else(|| self.corrupt("entry key".into()))?;
+            let mut nk = vec![b'N'];
+            put_name_seq(&mut nk, &origin, seq);
+            if self.log.contains_key(&nk).map_err(|e| self.sled_err(e))? {
+                continue;
+            }
+            let e = self.decode_entry(&k, &v)?;
+            if e.header().kind == EntryKind::Drill as u8 {
+                continue;
+            }
+            let added_us = e.header().created_ms.saturating_mul(1000).max(prev_us + 1);
+            prev_us = added_us;
+            let mut row = Vec::with_capacity(50);
+            put_name_seq(&mut row, &origin, seq);
+            row.extend_from_slice(&added_us.to_be_bytes());
+            // Both rows in one batch: `flush_if_full` runs only between entries.
+            up.batch.insert(arrival_key(next_arrival), row);
+            up.batch.insert(nk, &next_arrival.to_be_bytes());
+            up.rows += 2;
+            next_arrival += 1;
+            up.flush_if_full()?;
+        }
+        up.flush()?;
+        Ok(())
+    }
+
+    fn created_us(&self, origin: &crate::model::NodeName, seq: u64) -> Result<u64, StoreError> {
+        let id = EntryId { origin: origin.clone(), seq };
+        let e = self.get(&id)?.ok_or_else(|| self.corrupt(format!("arrival row names {id}, which is not held")))?;
+        Ok(e.header().created_ms.saturating_mul(1000))
+    }
+}
+
+#[cfg(test)]
+thread_local! {
+    /// Tests: (rows per batch, batches before a simulated crash) for upgrades on this thread.
+    static UPGRADE_HOOK: std::cell::Cell<Option<(usize, usize)>> = const { std::cell::Cell::new(None) };
+}
+
+/// Rows per upgrade batch, and when a test wants the upgrade to stop as if it crashed.
+fn upgrade_params() -> (usize, Option<usize>) {
+    #[cfg(test)]
+    if let Some((rows, crash)) = UPGRADE_HOOK.with(|h| h.get()) {
+        return (rows, Some(crash));
+    }
+    (UPGRADE_BATCH_ROWS, None)
+}
+
+/// The batch an upgrade is filling.
+struct Upgrade<'a> {
+    store: &'a Store,
+    batch: sled::Batch,
+    rows: usize,
+    batch_rows: usize,
+    batches: usize,
+    crash_after: Option<usize>,
+}
+
+impl Upgrade<'_> {
+    fn insert(&mut self, k: Vec<u8>, v: Vec<u8>) -> Result<(), StoreError> {
+        self.batch.insert(k, v);
+        self.rows += 1;
+        self.flush_if_full()
+    }
+
+    fn remove(&mut self, k: Vec<u8>) -> Result<(), StoreError> {
+        self.batch.remove(k);
+        self.rows += 1;
+        self.flush_if_full()
+    }
+
+    fn flush_if_full(&mut self) -> Result<(), StoreError> {
+        if self.rows >= self.batch_rows { self.flush() } else { Ok(()) }
+    }
+
+    fn flush(&mut self) -> Result<(), StoreError> {
+        if self.rows == 0 {
+            return Ok(());
+        }
+        if self.crash_after.is_some_and(|n| self.batches >= n) {
+            return Err(self.store.corrupt("simulated crash during the upgrade".into()));
+        }
+        let batch = std::mem::take(&mut self.batch);
+        self.store.log.apply_batch(batch).map_err(|e| self.store.sled_err(e))?;
+        self.store.commit()?;
+        self.rows = 0;
+        self.batches += 1;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::super::{CACHE_BYTES_DEFAULT, StoreOptions, TREE_LOG, open_sled};
+    use super::*;
+    use crate::model::{Body, Indicator, IndicatorInput, NodeName, Retraction, Sighting};
+
+    const T0: u64 = 1_795_867_200_000;
+
+    fn ee() -> NodeName {
+        NodeName::new("ee").unwrap()
+    }
+
+    fn indicator(i: u64) -> Body {
+        let input =
+            IndicatorInput { itype: "ipv4".into(), value: format!("203.0.113.{i}"), ..IndicatorInput::default() };
+        Body::Indicator(Indicator::from_input(&input, T0).unwrap())
+    }
+
+    /// Eight entries of `ee` (indicators, a sighting, a retraction), signed at fixed times so two
+    /// stores built by this are identical.
+    fn fill(store: &Store) {
+        let key = crate::sim::sim_key(&ee());
+        for i in 1..=6 {
+            store.append_local(&key, &ee(), vec![indicator(i)], T0 + i * 1000).unwrap();
+        }
+        let sighting = Body::Sighting(Sighting {
+            indicator: EntryId { origin: ee(), seq: 2 },
+            count: 3,
+            first_seen_ms: T0,
+            last_seen_ms: T0,
+            note: String::new(),
+        });
+        store.append_local(&key, &ee(), vec![sighting], T0 + 7_000).unwrap();
+        let retraction = Body::Retraction(Retraction { target_seq: 1, reason: "false positive".into() });
+        store.append_local(&key, &ee(), vec![retraction], T0 + 8_000).unwrap();
+    }
+
+    /// Rewrites a current store into format 1 as the builds before format 2 wrote it: `Mformat`
+    /// 1, arrival rows without `added_us`, no STIX index, no markers. `oldest`: also without
+    /// the arrival index and counts (the first format-1 builds).
+    fn make_format1(dir: &Path, oldest: bool) {
+        {
+            let store = Store::open(dir, &StoreOptions::default()).unwrap();
+            fill(&store);
+        }
+        let db = open_sled(dir, CACHE_BYTES_DEFAULT).unwrap();
+        let log = db.open_tree(TREE_LOG).unwrap();
+        for kv in log.scan_prefix(b"A") {
+            let (k, v) = kv.unwrap();
+            if oldest {
+                log.remove(k).unwrap();
+            } else {
+                log.insert(k, &v[..v.len() - 8]).unwrap();
+            }
+        }
+        let drop_prefixes: &[&[u8]] = if oldest { &[b"X", b"K", b"N"] } else { &[b"X"] };
+        for p in drop_prefixes {
+            for kv in log.scan_prefix(p) {
+                log.remove(kv.unwrap().0).unwrap();
+            }
+        }
+        log.insert(KEY_FORMAT, &1u32.to_be_bytes()).unwrap();
+        db.flush().unwrap();
+    }
+
+    /// Every row of the store's tree.
+    fn dump(dir: &Path) -> Vec<(Vec<u8>, Vec<u8>)> {
+        let db = open_sled(dir, CACHE_BYTES_DEFAULT).unwrap();
+        let log = db.open_tree(TREE_LOG).unwrap();
+        log.iter().map(|kv| kv.map(|(k, v)| (k.to_vec(), v.to_vec())).unwrap()).collect()
+    }
+
+    fn set_format(dir: &Path, v: u32) {
+        let db = open_sled(dir, CACHE_BYTES_DEFAULT).unwrap();
+        db.open_tree(TREE_LOG).unwrap().insert(KEY_FORMAT, &v.to_be_bytes()).unwrap();
+        db.flush().unwrap();
+    }
+
+    /// What an upgraded store must answer like a store written by this build.
+    fn check_upgraded(store: &Store) {
+        assert_eq!(store.format_version().unwrap(), FORMAT_VERSION);
+        let (arrivals, more) = store.arrivals(0, 100).unwrap();
+        assert!(!more);
+        assert_eq!(arrivals.len(), 8, "every entry is in the arrival order");
+        assert!(arrivals.windows(2).all(|w| w[0].added_us < w[1].added_us), "added_us strictly increases");
+        assert!(arrivals.iter().all(|a| a.added_us >= T0 * 1000), "added_us is not before the signing time");
+        for seq in 1..=6 {
+            let id = EntryId { origin: ee(), seq };
+            let uuid = crate::interop::entry_uuid("indicator", &id);
+            assert_eq!(store.by_stix_uuid(&uuid).unwrap(), Some(id), "STIX index of ee:{seq}");
+        }
+        let sighting = EntryId { origin: ee(), seq: 7 };
+        assert_eq!(store.by_stix_uuid(&crate::interop::entry_uuid("sighting", &sighting)).unwrap(), Some(sighting));
+        let counts = store.counts();
+        assert_eq!(counts.get(&(ee(), EntryKind::Indicator)), Some(&6));
+        assert_eq!(counts.get(&(ee(), EntryKind::Sighting)), Some(&1));
+        assert_eq!(counts.get(&(ee(), EntryKind::Retraction)), Some(&1));
+        let page = store.query(&crate::store::Query { limit: 100, ..Default::default() }).unwrap();
+        assert_eq!(page.items.len(), 6);
+        let first = store.indicator_state(&EntryId { origin: ee(), seq: 1 }).unwrap().unwrap();
+        assert!(first.retracted_by.is_some(), "the retraction index survived");
+        // The cursor by time works on the synthesised times.
+        assert_eq!(store.arrival_cursor_after(arrivals[2].added_us).unwrap(), arrivals[2].arrival);
+    }
+
+    #[test]
+    fn a_format_1_store_is_upgraded_in_place_and_then_opens_as_current() {
+        for oldest in [false, true] {
+            let dir = tempfile::tempdir().unwrap();
+            make_format1(dir.path(), oldest);
+            {
+                let store = Store::open(dir.path(), &StoreOptions::default()).unwrap();
+                check_upgraded(&store);
+                // The store keeps working: a new append arrives after the upgraded ones.
+                let key = crate::sim::sim_key(&ee());
+                store.append_local(&key, &ee(), vec![indicator(9)], T0 + 9_000).unwrap();
+                let (arrivals, _) = store.arrivals(0, 100).unwrap();
+                assert_eq!(arrivals.len(), 9);
+                assert!(arrivals.windows(2).all(|w| w[0].added_us < w[1].added_us));
+            }
+            let before = dump(dir.path());
+            let store = Store::open(dir.path(), &StoreOptions::default()).unwrap();
+            assert_eq!(store.check_format().unwrap(), Opened::Current);
+            drop(store);
+            assert_eq!(dump(dir.path()), before, "opening a current store changes nothing");
+        }
+    }
+
+    /// An upgrade stopped after any number of batches (a crash) is finished by the next open, with
+    /// the same result as an upgrade that ran through.
+    #[test]
+    fn an_upgrade_interrupted_at_any_point_finishes_on_the_next_open() {
+        let clean = tempfile::tempdir().unwrap();
+        make_format1(clean.path(), false);
+        drop(Store::open(clean.path(), &StoreOptions::default()).unwrap());
+        let want = dump(clean.path());
+        let dir = tempfile::tempdir().unwrap();
+        make_format1(dir.path(), false);
+        let mut crashes = 0;
+        for after in 0..100 {
+            UPGRADE_HOOK.with(|h| h.set(Some((2, after))));
+            let r = Store::open(dir.path(), &StoreOptions::default());
+            UPGRADE_HOOK.with(|h| h.set(None));
+            match r {
+                Err(StoreError::Corrupt { what, .. }) if what.contains("simulated crash") => {
+                    crashes += 1;
+                    let rows = dump(dir.path());
+                    let format = rows.iter().find(|(k, _)| k == KEY_FORMAT).map(|(_, v)| v.clone());
+                    assert_eq!(format, Some(1u32.to_be_bytes().to_vec()), "the format changes only at the end");
+                }
+                Err(e) => panic!("unexpected error: {e}"),
+                Ok(store) => {
+                    check_upgraded(&store);
+                    break;
+                }
+            }
+        }
+        assert!(crashes >= 5, "the upgrade ran in several batches and crashed {crashes} times");
+        assert_eq!(dump(dir.path()), want, "the result equals an uninterrupted upgrade");
+    }
+
+    #[test]
+    fn a_newer_format_is_refused_and_left_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        drop(Store::open(dir.path(), &StoreOptions::default()).unwrap());
+        set_format(dir.path(), FORMAT_VERSION + 1);
+        let before = dump(dir.path());
+        let err = Store::open(dir.path(), &StoreOptions::default()).err().expect("refused");
+        assert!(matches!(err, StoreError::Format { found, .. } if found == FORMAT_VERSION + 1), "{err}");
+        let msg = err.to_string();
+        assert!(msg.contains("newer ctix") && msg.contains(&format!("has format {}", FORMAT_VERSION + 1)), "{msg}");
+        assert_eq!(dump(dir.path()), before, "nothing written");
+        set_format(dir.path(), 0);
+        let err = Store::open(dir.path(), &StoreOptions::default()).err().expect("refused");
+        assert!(err.to_string().contains("unknown store format 0"), "{err}");
+    }
+
+    #[test]
+    fn markers_are_durable_and_an_unfinished_restore_is_refused_at_open() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let store = Store::open(dir.path(), &StoreOptions::default()).unwrap();
+            assert!(!store.own_head_unconfirmed().unwrap());
+            store.set_own_head_unconfirmed(true).unwrap();
+            store.set_restore_incomplete(true).unwrap();
+        }
+        let err = Store::open(dir.path(), &StoreOptions::default()).err().expect("refused");
+        assert!(matches!(err, StoreError::RestoreIncomplete { .. }), "{err}");
+        assert!(err.to_string().contains("ctix restore FILE --force"), "{err}");
+        let store = Store::open_for_restore(dir.path()).unwrap();
+        assert!(store.own_head_unconfirmed().unwrap());
+        store.set_restore_incomplete(false).unwrap();
+        drop(store);
+        let store = Store::open(dir.path(), &StoreOptions::default()).unwrap();
+        assert!(store.own_head_unconfirmed().unwrap());
+    }
+}
