@@ -23,6 +23,10 @@ use ctix::view::SubmitRequest;
 use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
 use serde_json::{Value, json};
 
+/// The daemon's allocator (`src/main.rs`), so that the in-process nodes run as `ctix run` does.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Runs per figure; the median is reported.
 const RUNS: usize = 3;
 /// Entries per sled batch and per REST batch: the figures are for batches of 1,000.
@@ -44,12 +48,20 @@ struct Sizes {
     signs: usize,
     verify_batches: usize,
     sled_batches: usize,
+    /// One-record commits timed for the commit-latency limit.
+    commits: usize,
     ingest_batches: usize,
     single_submits: usize,
     propagation_rate: u64,
     propagation_secs: f64,
+    /// Batches of `BATCH` appended at EE at once for the burst figure.
+    burst_batches: usize,
     catchup_entries: usize,
+    /// Entries ingested for the footprint figures (RSS, disk, start-up).
+    footprint_entries: usize,
     taxii_objects: usize,
+    /// Federation sizes for `drill simulate`.
+    scale_nodes: &'static [usize],
 }
 
 impl Sizes {
@@ -59,24 +71,32 @@ impl Sizes {
                 signs: 500,
                 verify_batches: 2,
                 sled_batches: 2,
+                commits: 10,
                 ingest_batches: 2,
                 single_submits: 20,
                 propagation_rate: 200,
                 propagation_secs: 0.5,
+                burst_batches: 1,
                 catchup_entries: 2_000,
+                footprint_entries: 2_000,
                 taxii_objects: 1_000,
+                scale_nodes: &[3, 8],
             };
         }
         Sizes {
             signs: 20_000,
             verify_batches: 40,
             sled_batches: 20,
+            commits: 100,
             ingest_batches: 20,
             single_submits: 300,
             propagation_rate: 1_000,
             propagation_secs: 4.0,
+            burst_batches: 10,
             catchup_entries: if full { 1_000_000 } else { 100_000 },
+            footprint_entries: if full { 1_000_000 } else { 100_000 },
             taxii_objects: 10_000,
+            scale_nodes: &[3, 8, 16, 32],
         }
     }
 }
@@ -124,44 +144,126 @@ fn main() {
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     let mut rows = Vec::new();
 
-    let sign = median((0..runs).map(|_| sign_rate(sizes.signs)).collect());
-    let verify = median((0..runs).map(|_| verify_rate(sizes.verify_batches)).collect());
-    let sled_w = median((0..runs).map(|r| sled_rate(sizes.sled_batches, r)).collect());
-    println!("limits: sign {sign:.0}/s, batch verify {verify:.0}/s, sled batch write {sled_w:.0}/s");
-    rows.push(row("limit: ed25519 sign/s (1 core)", format!("{sign:.0}"), ""));
-    rows.push(row(format!("limit: ed25519 verify_batch/s ({VERIFY_BATCH} per batch)"), format!("{verify:.0}"), ""));
-    rows.push(row(format!("limit: sled write/s ({BATCH} per batch, 1 flush)"), format!("{sled_w:.0}"), ""));
+    // `--only a,b`: just those figures (for profiling one path); limits are then measured only
+    // if named too, and ratios to unmeasured limits print as NaN.
+    let only: Option<Vec<String>> = args
+        .iter()
+        .position(|a| a == "--only")
+        .and_then(|i| args.get(i + 1))
+        .map(|s| s.split(',').map(str::to_owned).collect());
+    let want = |figure: &str| only.as_ref().is_none_or(|o| o.iter().any(|x| x == figure));
 
-    let (ingest, p50, p99) = rt.block_on(ingest(&sizes, runs));
-    println!("ingest: {ingest:.0}/s; single submit p50 {p50:.2} ms, p99 {p99:.2} ms");
-    rows.push(limited("ingest: REST batches of 1,000, durable/s", ingest, sign.min(sled_w), "≥ 30,000"));
-    rows.push(row("ingest: single submit p50 / p99 (ms)", format!("{p50:.2} / {p99:.2}"), ""));
+    let (mut sign, mut verify, mut sled_w, mut commit_ms) = (f64::NAN, f64::NAN, f64::NAN, f64::NAN);
+    if want("limits") {
+        sign = median((0..runs).map(|_| sign_rate(sizes.signs)).collect());
+        verify = median((0..runs).map(|_| verify_rate(sizes.verify_batches)).collect());
+        sled_w = median((0..runs).map(|r| sled_rate(sizes.sled_batches, r)).collect());
+        commit_ms = commit_latency(sizes.commits);
+        println!(
+            "limits: sign {sign:.0}/s, batch verify {verify:.0}/s, sled batch write {sled_w:.0}/s, commit p50 {commit_ms:.2} ms"
+        );
+        rows.push(row("limit: ed25519 sign/s (1 core)", format!("{sign:.0}"), ""));
+        rows.push(row(format!("limit: ed25519 verify_batch/s ({VERIFY_BATCH} per batch)"), format!("{verify:.0}"), ""));
+        rows.push(row(format!("limit: sled write/s ({BATCH} per batch, 1 flush)"), format!("{sled_w:.0}"), ""));
+        rows.push(row("limit: one-record commit, flush + fsync, p50 (ms)", format!("{commit_ms:.2}"), ""));
+    }
 
-    let prop = rt.block_on(propagation(&sizes));
-    println!("propagation: {prop}");
-    rows.push(row(
-        format!("propagation p50 / p99 / max (ms) at {}/s", sizes.propagation_rate),
-        prop,
-        "p50 ≤ 3, p99 ≤ 10",
-    ));
+    if want("ingest") {
+        let (ingest, p50, p99) = rt.block_on(ingest(&sizes, runs));
+        println!("ingest: {ingest:.0}/s; single submit p50 {p50:.2} ms, p99 {p99:.2} ms");
+        rows.push(limited("ingest: REST batches of 1,000, durable/s", ingest, sign.min(sled_w), "≥ 30,000"));
+        rows.push(row("ingest: single submit p50 / p99 (ms)", format!("{p50:.2} / {p99:.2}"), ""));
+    }
 
-    let (catchup, took) = rt.block_on(catch_up(sizes.catchup_entries));
-    println!("catch-up: {} entries in {took:.2} s, {catchup:.0}/s", sizes.catchup_entries);
-    rows.push(limited(
-        &format!("catch-up of {} entries, entries/s", sizes.catchup_entries),
-        catchup,
-        verify.min(sled_w),
-        "≥ 40,000",
-    ));
-    rows.push(row("catch-up total time (s)", format!("{took:.2}"), ""));
+    if want("propagation") {
+        let prop = rt.block_on(propagation(&sizes, Load::Steady));
+        println!("propagation: {prop}");
+        rows.push(Row {
+            figure: format!("propagation p50 / p99 / max (ms) at {}/s", sizes.propagation_rate),
+            value: prop,
+            limit: format!("{commit_ms:.2}"),
+            ratio: "".into(),
+            target: "p50 ≤ 3, p99 ≤ 10".into(),
+        });
+    }
 
-    let taxii: Vec<(f64, f64)> = (0..runs).map(|_| rt.block_on(taxii(sizes.taxii_objects))).collect();
-    let add = median(taxii.iter().map(|t| t.0).collect());
-    let read = median(taxii.iter().map(|t| t.1).collect());
-    println!("taxii (Rust client): add {add:.0}/s, read {read:.0}/s");
-    rows.push(limited("TAXII add (Rust client, 1,000/envelope) objects/s", add, sign.min(sled_w), ""));
-    rows.push(row("TAXII read `all` (Rust client, 1,000/page) objects/s", format!("{read:.0}"), ""));
-    rows.extend(medallion_rows());
+    if want("burst") {
+        let prop = rt.block_on(propagation(&sizes, Load::Burst));
+        println!("burst: {prop}");
+        rows.push(row(
+            format!("propagation p50 / p99 / max (ms), burst of {} at once", sizes.burst_batches * BATCH),
+            prop,
+            "",
+        ));
+    }
+
+    if want("catchup") {
+        let (catchup, took) = rt.block_on(catch_up(sizes.catchup_entries));
+        println!("catch-up: {} entries in {took:.2} s, {catchup:.0}/s", sizes.catchup_entries);
+        rows.push(limited(
+            &format!("catch-up of {} entries, entries/s", sizes.catchup_entries),
+            catchup,
+            verify.min(sled_w),
+            "≥ 40,000",
+        ));
+        rows.push(row("catch-up total time (s)", format!("{took:.2}"), ""));
+    }
+
+    if want("taxii") {
+        let taxii: Vec<(f64, f64)> = (0..runs).map(|_| rt.block_on(taxii(sizes.taxii_objects))).collect();
+        let add = median(taxii.iter().map(|t| t.0).collect());
+        let read = median(taxii.iter().map(|t| t.1).collect());
+        println!("taxii (Rust client): add {add:.0}/s, read {read:.0}/s");
+        rows.push(limited("TAXII add (Rust client, 1,000/envelope) objects/s", add, sign.min(sled_w), ""));
+        rows.push(row("TAXII read `all` (Rust client, 1,000/page) objects/s", format!("{read:.0}"), ""));
+        rows.extend(medallion_rows());
+    }
+
+    if want("footprint") {
+        let f = footprint(sizes.footprint_entries);
+        let n = sizes.footprint_entries;
+        println!(
+            "footprint: {n} entries ingested at {:.0}/s; peak RSS {:.0} MiB, RSS after start {:.0} MiB; disk {:.0} MiB for {:.0} MiB of entries ({:.2}x); start-up {:.2} s",
+            f.ingest_rate,
+            mib(f.peak_rss),
+            mib(f.start_rss),
+            mib(f.disk),
+            mib(f.raw),
+            f.disk as f64 / f.raw as f64,
+            f.start_secs
+        );
+        rows.push(limited(
+            &format!("footprint: ingest of {n} via REST (ctix run), durable/s"),
+            f.ingest_rate,
+            sign.min(sled_w),
+            "",
+        ));
+        rows.push(row(
+            format!("footprint: peak RSS / RSS after restart (MiB), {n} entries"),
+            format!("{:.0} / {:.0}", mib(f.peak_rss), mib(f.start_rss)),
+            "≤ 200",
+        ));
+        rows.push(Row {
+            figure: format!("footprint: disk (MiB) for raw entry bytes (MiB), {n} entries"),
+            value: format!("{:.0} for {:.0}", mib(f.disk), mib(f.raw)),
+            limit: "".into(),
+            ratio: format!("{:.2}×", f.disk as f64 / f.raw as f64),
+            target: "≤ 2× raw".into(),
+        });
+        rows.push(row(format!("footprint: start-up with {n} entries (s)"), format!("{:.2}", f.start_secs), "≤ 2"));
+    }
+
+    if want("scale") {
+        for &n in sizes.scale_nodes {
+            let s = scale(n);
+            println!("scale: {n} nodes: {s}");
+            rows.push(row(
+                format!("scale: drill simulate, {n} nodes: delivery p50 / max (ms); KiB sent per node"),
+                s,
+                "",
+            ));
+        }
+    }
     print_table(&rows);
 }
 
@@ -232,6 +334,26 @@ fn sled_rate(batches: usize, run: usize) -> f64 {
         db.flush().unwrap();
     }
     (batches * BATCH) as f64 / start.elapsed().as_secs_f64()
+}
+
+/// p50 ms of committing one small record as the store does before an acknowledgement: a sled
+/// insert, `Db::flush`, then `sync_data` of sled's data file. The floor of every durable hop.
+fn commit_latency(n: usize) -> f64 {
+    let dir = tempfile::tempdir().unwrap();
+    let db = sled::open(dir.path()).unwrap();
+    let tree = db.open_tree("bench-1").unwrap();
+    let file = std::fs::File::open(dir.path().join("db")).unwrap();
+    let value = vec![0x5au8; RECORD_BYTES];
+    let mut lat: Vec<f64> = (0..n as u64)
+        .map(|i| {
+            let start = Instant::now();
+            tree.insert(i.to_be_bytes(), value.as_slice()).unwrap();
+            db.flush().unwrap();
+            file.sync_data().unwrap();
+            start.elapsed().as_secs_f64() * 1e3
+        })
+        .collect();
+    percentile(&mut lat, 50.0)
 }
 
 // ---- nodes ----------------------------------------------------------------------------------
@@ -354,10 +476,19 @@ async fn ingest(sizes: &Sizes, runs: usize) -> (f64, f64, f64) {
 
 // ---- propagation ----------------------------------------------------------------------------
 
-/// Submits single indicators at EE at a steady `propagation_rate` and times each from EE's
-/// acknowledgement (durable at EE) to its first sighting as durable at LV and at LT, polling
-/// `Store::head` every 100 µs. Returns "p50 / p99 / max" in ms over both receivers.
-async fn propagation(sizes: &Sizes) -> String {
+/// How EE is loaded in a propagation run.
+#[derive(Clone, Copy, PartialEq)]
+enum Load {
+    /// Single indicators at a steady `propagation_rate` for `propagation_secs`.
+    Steady,
+    /// `burst_batches` appends of `BATCH` indicators, all queued at once.
+    Burst,
+}
+
+/// Loads EE (see `Load`) and times each entry from EE's acknowledgement (durable at EE) to its
+/// first sighting as durable at LV and at LT, polling `Store::head` every 100 µs. Returns
+/// "p50 / p99 / max" in ms over both receivers.
+async fn propagation(sizes: &Sizes, load: Load) -> String {
     let fed = federation(&["ee", "lv", "lt"]);
     let (ee, lv, lt) = (start(&fed, "ee").await, start(&fed, "lv").await, start(&fed, "lt").await);
     let origin = NodeName::new("ee").unwrap();
@@ -375,19 +506,38 @@ async fn propagation(sizes: &Sizes) -> String {
         })
         .collect();
     let acks: Arc<Mutex<Vec<(u64, Instant)>>> = Arc::default();
-    let total = (sizes.propagation_rate as f64 * sizes.propagation_secs) as usize;
-    let mut tick = tokio::time::interval(Duration::from_micros(1_000_000 / sizes.propagation_rate));
-    let mut tasks = Vec::with_capacity(total);
+    let mut tasks = Vec::new();
     let start = Instant::now();
-    for i in 0..total {
-        tick.tick().await;
-        let (h, acks) = (ee.handle.clone(), acks.clone());
-        tasks.push(tokio::spawn(async move {
-            let got = h.append(vec![body(format!("p{i}.example.com"))]).await.unwrap();
-            let seq = got[0].as_ref().unwrap().tip().seq;
-            acks.lock().unwrap().push((seq, Instant::now()));
-        }));
-    }
+    let total = match load {
+        Load::Steady => {
+            let total = (sizes.propagation_rate as f64 * sizes.propagation_secs) as usize;
+            let mut tick = tokio::time::interval(Duration::from_micros(1_000_000 / sizes.propagation_rate));
+            for i in 0..total {
+                tick.tick().await;
+                let (h, acks) = (ee.handle.clone(), acks.clone());
+                tasks.push(tokio::spawn(async move {
+                    let got = h.append(vec![body(format!("p{i}.example.com"))]).await.unwrap();
+                    let seq = got[0].as_ref().unwrap().tip().seq;
+                    acks.lock().unwrap().push((seq, Instant::now()));
+                }));
+            }
+            total
+        }
+        Load::Burst => {
+            let batches: Vec<Vec<Body>> = (0..sizes.burst_batches)
+                .map(|b| (0..BATCH).map(|i| body(format!("b{b}-{i}.example.com"))).collect())
+                .collect();
+            for bodies in batches {
+                let (h, acks) = (ee.handle.clone(), acks.clone());
+                tasks.push(tokio::spawn(async move {
+                    let got = h.append(bodies).await.unwrap();
+                    let at = Instant::now();
+                    acks.lock().unwrap().extend(got.iter().map(|r| (r.as_ref().unwrap().tip().seq, at)));
+                }));
+            }
+            sizes.burst_batches * BATCH
+        }
+    };
     for t in tasks {
         t.await.unwrap();
     }
@@ -531,6 +681,156 @@ fn stix_indicator(i: usize) -> Value {
         "valid_from": "2026-11-29T08:00:00Z",
         "object_marking_refs": [TLP_GREEN],
     })
+}
+
+// ---- footprint ------------------------------------------------------------------------------
+
+/// What `footprint` measured.
+struct Footprint {
+    ingest_rate: f64,
+    /// Highest RSS of the node process while it ingested (VmHWM), bytes.
+    peak_rss: u64,
+    /// RSS of a restarted node once its API answers, bytes.
+    start_rss: u64,
+    /// Bytes of the data dir's files after a clean stop.
+    disk: u64,
+    /// Bytes of the encoded entries alone (`Store::entry_bytes`).
+    raw: u64,
+    /// From spawning the restarted node to its first `/healthz` 200.
+    start_secs: f64,
+}
+
+fn mib(b: u64) -> f64 {
+    b as f64 / (1024.0 * 1024.0)
+}
+
+/// Runs `ctix run` (the real daemon, its own process) for a one-node federation, ingests `n`
+/// indicators through the REST batch API (two clients), and reads the process's peak RSS; stops
+/// it, measures the data dir against the raw entry bytes, then restarts it and times it until
+/// `/healthz` answers 200.
+fn footprint(n: usize) -> Footprint {
+    let fed = federation(&["ee"]);
+    let path = fed.configs[0].1.clone();
+    let cfg = Config::load(&path).unwrap();
+    let base = format!("http://{}", cfg.api_listen);
+    let token = rw_token(&fed, "ee");
+    let (mut child, _) = spawn_node(&path, &base);
+    let api = Arc::new(Api::new(&base, &token).unwrap());
+    let start = Instant::now();
+    let per_client = n.div_ceil(2);
+    let clients: Vec<_> = (0..2)
+        .map(|c| {
+            let api = api.clone();
+            std::thread::spawn(move || {
+                let mut done = 0;
+                while done < per_client {
+                    let k = BATCH.min(per_client - done);
+                    let req = SubmitRequest {
+                        indicators: (done..done + k).map(|i| input(format!("f{c}-{i}.example.com"))).collect(),
+                        atomic: false,
+                    };
+                    assert_eq!(api.submit_batch(&req).unwrap().accepted, k);
+                    done += k;
+                }
+            })
+        })
+        .collect();
+    for c in clients {
+        c.join().unwrap();
+    }
+    let ingest_rate = (2 * per_client) as f64 / start.elapsed().as_secs_f64();
+    let peak_rss = proc_status_kib(child.id(), "VmHWM") * 1024;
+    stop_node(&mut child);
+    let store = Store::open(&cfg.data_dir, &ctix::store::StoreOptions::default()).unwrap();
+    let (entries, raw) = store.entry_bytes().unwrap();
+    assert_eq!(entries, (2 * per_client) as u64, "entries held after the stop");
+    drop(store);
+    let disk = dir_bytes(&cfg.data_dir);
+    let (mut child, start_secs) = spawn_node(&path, &base);
+    let start_rss = proc_status_kib(child.id(), "VmRSS") * 1024;
+    stop_node(&mut child);
+    Footprint { ingest_rate, peak_rss, start_rss, disk, raw, start_secs }
+}
+
+/// Starts `ctix run --config path` and waits for `/healthz` to answer 200; returns the child
+/// and the seconds that took.
+// The caller waits for the child (`stop_node`); a panic ends the bench and its children go too.
+#[allow(clippy::zombie_processes)]
+fn spawn_node(path: &std::path::Path, base: &str) -> (std::process::Child, f64) {
+    let start = Instant::now();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_ctix"))
+        .args(["run", "--config"])
+        .arg(path)
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).proxy(None).build().into();
+    let deadline = start + Duration::from_secs(120);
+    loop {
+        if let Ok(r) = agent.get(&format!("{base}/healthz")).call()
+            && r.status() == 200
+        {
+            return (child, start.elapsed().as_secs_f64());
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("ctix run did not answer /healthz within 120 s");
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// SIGTERM, then wait for the clean stop.
+fn stop_node(child: &mut std::process::Child) {
+    let _ = std::process::Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+    let status = child.wait().unwrap();
+    assert!(status.success(), "ctix run exited with {status}");
+}
+
+/// A `/proc/PID/status` field in KiB (0 where there is no procfs).
+fn proc_status_kib(pid: u32, field: &str) -> u64 {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    text.lines()
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':')?.trim().strip_suffix("kB")?.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// Total size of the files under `dir`.
+fn dir_bytes(dir: &std::path::Path) -> u64 {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| {
+            let e = e.unwrap();
+            let m = e.metadata().unwrap();
+            if m.is_dir() { dir_bytes(&e.path()) } else { m.len() }
+        })
+        .sum()
+}
+
+// ---- scale ----------------------------------------------------------------------------------
+
+/// `ctix drill simulate` of `deploy/drills/comms-check.toml` grown to `nodes` members (seed 1,
+/// links from the capitals' distances): "delivery p50 / max ms; KiB sent per node".
+fn scale(nodes: usize) -> String {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/drills/comms-check.toml");
+    let scenario = ctix::drill::scenario::load(std::path::Path::new(path)).unwrap();
+    let opts = ctix::drill::simulate::SimOptions { nodes: Some(nodes), seed: 1, latency_ms: None, loss: 0.0 };
+    let started = Instant::now();
+    let out = ctix::drill::simulate::simulate(&scenario, &opts).unwrap();
+    let wall = started.elapsed().as_secs_f64();
+    let end = out.records.iter().map(|r| r.created_ms).max().unwrap_or(0);
+    let report = ctix::drill::report::build(&out.records, end, &[]).unwrap();
+    let l = report.latency;
+    let n = out.nodes.len() as f64;
+    println!("scale: {} nodes simulated in {wall:.1} s, {} messages", out.nodes.len(), out.messages);
+    format!(
+        "{} / {} ms; {:.0} KiB",
+        l.p50_ms.map_or("-".into(), |v| v.to_string()),
+        l.max_ms.map_or("-".into(), |v| v.to_string()),
+        out.bytes as f64 / n / 1024.0
+    )
 }
 
 /// Rows from `benches/medallion.sh`'s JSON (`CTIX_BENCH_MEDALLION`), if it ran.

@@ -184,6 +184,11 @@ pub fn sign_header(key: &SigningKey, header: &EntryHeader) -> [u8; 64] {
     key.sign(&header.signing_input()).to_bytes()
 }
 
+/// Signs a header's `signing_input()`, already computed.
+pub fn sign_input(key: &SigningKey, signing_input: &[u8]) -> [u8; 64] {
+    key.sign(signing_input).to_bytes()
+}
+
 /// Verifies one signature strictly (rejects malleable signatures and small-order points).
 pub fn verify_one(key: &VerifyingKey, signing_input: &[u8], signature: &[u8; 64]) -> bool {
     key.verify_strict(signing_input, &Signature::from_bytes(signature)).is_ok()

@@ -18,6 +18,7 @@ pub mod log;
 pub mod model;
 pub mod net;
 pub mod node;
+pub mod par;
 pub mod pki;
 pub mod roster;
 pub mod sim;

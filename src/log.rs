@@ -219,20 +219,48 @@ impl VerifiedEntry {
     /// Signs a new entry of our own log. `prev` is our current head. The result is verified by
     /// construction: we hold the key and the body came from the model's validation.
     pub fn sign_own(key: &SigningKey, origin: &NodeName, prev: Option<&ChainTip>, created_ms: u64, body: Body) -> Self {
-        let body_bytes = wire::encode_body(&body);
-        let header = EntryHeader {
-            origin: origin.clone(),
-            seq: prev.map_or(1, |t| t.seq + 1),
-            prev_hash: prev.map_or(GENESIS_PREV_HASH, |t| t.hash),
-            created_ms,
-            kind: body.kind() as u8,
-            body_hash: crypto::body_hash(&body_bytes),
-            audience: body.audience(),
-        };
-        let signature = crypto::sign_header(key, &header);
-        let hash = header.hash();
-        let entry = SignedEntry { header, signature, body: Some(body_bytes) };
-        VerifiedEntry { inner: AuthenticEntry { entry, hash, body: Some(body) } }
+        Self::sign_own_many(key, origin, prev, created_ms, vec![body]).pop().expect("one entry per body")
+    }
+
+    /// Signs new entries of our own log, chained in order after `prev`: the same entries as
+    /// `sign_own` one after the other. The headers chain one by one (each names its predecessor's
+    /// hash, a SHA-256); the signatures, which nothing else depends on, are made in parallel
+    /// (`par::map_chunks`), so a large group commit signs on every core.
+    pub fn sign_own_many(
+        key: &SigningKey,
+        origin: &NodeName,
+        prev: Option<&ChainTip>,
+        created_ms: u64,
+        bodies: Vec<Body>,
+    ) -> Vec<Self> {
+        let mut tip = prev.copied();
+        let mut unsigned = Vec::with_capacity(bodies.len());
+        for body in bodies {
+            let body_bytes = wire::encode_body(&body);
+            let header = EntryHeader {
+                origin: origin.clone(),
+                seq: tip.map_or(1, |t| t.seq + 1),
+                prev_hash: tip.map_or(GENESIS_PREV_HASH, |t| t.hash),
+                created_ms,
+                kind: body.kind() as u8,
+                body_hash: crypto::body_hash(&body_bytes),
+                audience: body.audience(),
+            };
+            let input = header.signing_input();
+            let hash = crypto::sha256(&input);
+            tip = Some(ChainTip { seq: header.seq, hash });
+            unsigned.push((header, input, hash, body_bytes, body));
+        }
+        crate::par::map_chunks(unsigned, |chunk| {
+            chunk
+                .into_iter()
+                .map(|(header, input, hash, body_bytes, body)| {
+                    let signature = crypto::sign_input(key, &input);
+                    let entry = SignedEntry { header, signature, body: Some(body_bytes) };
+                    VerifiedEntry { inner: AuthenticEntry { entry, hash, body: Some(body) } }
+                })
+                .collect()
+        })
     }
 
     /// Rebuilds a verified entry read back from our own store, where it was written only after

@@ -2,6 +2,12 @@
 
 use std::process::ExitCode;
 
+/// mimalloc rather than glibc malloc: sled allocates and frees per record, and glibc's malloc
+/// and free took about a quarter of the CPU in `perf` profiles of ingest and catch-up
+/// (`BENCHMARKS.md`).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     match ctix::cli::main() {
         Ok(()) => ExitCode::SUCCESS,

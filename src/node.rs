@@ -15,7 +15,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use crate::config::{Config, OnNoPeers};
 use crate::drill::Record;
 use crate::drill::runner::{DrillError, DrillSummary, Output as DrillOutput, Runner};
-use crate::log::{self, AuthenticEntry, ChainTip, VerifiedEntry};
+use crate::log::{self, AuthenticEntry, ChainTip, SignedEntry, VerifiedEntry};
 use crate::model::EntryId;
 use crate::model::drill::Scenario;
 use crate::model::{Body, NodeName};
@@ -31,6 +31,11 @@ pub const COMMANDS_QUEUE_MAX: usize = 256;
 pub const PENDING_APPENDS_MAX: usize = 1024;
 /// The actor's timer resolution.
 pub const TICK_MS: u64 = 50;
+/// Transport events the actor takes in one turn before it carries out what they ask: entries
+/// from several messages (pipelined catch-up answers, pushes from several peers) are then
+/// verified and committed together, with one flush. Bounded so that commands and timers are not
+/// starved by a busy transport.
+pub const EVENTS_PER_TURN_MAX: usize = 64;
 
 #[derive(Debug, thiserror::Error)]
 pub enum NodeError {
@@ -336,7 +341,15 @@ impl Actor {
             tokio::select! {
                 biased;
                 _ = shutdown.changed() => break,
-                Some(ev) = events.recv() => self.on_net(ev),
+                Some(ev) = events.recv() => {
+                    self.on_net(ev);
+                    for _ in 1..EVENTS_PER_TURN_MAX {
+                        match events.try_recv() {
+                            Ok(ev) => self.on_net(ev),
+                            Err(_) => break,
+                        }
+                    }
+                }
                 Some(cmd) = cmds.recv() => self.on_command(cmd, &mut cmds).await,
                 _ = tick.tick() => {
                     let now = crate::now_ms();
@@ -608,52 +621,68 @@ impl Actor {
         }
     }
 
-    /// Carries out the state machine's actions.
+    /// Carries out the state machine's actions. Consecutive `Ingest` actions (up to
+    /// `store::BATCH_ENTRIES_MAX` entries) are verified and stored as one group commit.
     async fn drive(&mut self) {
-        while let Some(a) = self.sync.poll_action() {
-            match a {
-                Action::Send { to, msg } => self.net.send(&to, msg),
-                Action::Disconnect { peer, reason } => {
+        let mut group: Vec<IngestJob> = Vec::new();
+        let mut len = 0;
+        loop {
+            match self.sync.poll_action() {
+                Some(Action::Send { to, msg }) => self.net.send(&to, msg),
+                Some(Action::Disconnect { peer, reason }) => {
                     tracing::warn!(%peer, %reason, "disconnecting peer for a protocol violation");
                     self.net.disconnect(&peer, close_code::PROTOCOL, &reason);
                 }
-                Action::Ingest { from, reply_to, entries } => self.ingest(from, reply_to, entries).await,
+                Some(Action::Ingest { from, reply_to, entries }) => {
+                    if !group.is_empty() && len + entries.len() > crate::store::BATCH_ENTRIES_MAX {
+                        self.ingest(std::mem::take(&mut group)).await;
+                        len = 0;
+                    }
+                    len += entries.len();
+                    group.push(IngestJob { from, reply_to, entries });
+                }
+                None if group.is_empty() => return,
+                None => {
+                    self.ingest(std::mem::take(&mut group)).await;
+                    len = 0;
+                }
             }
         }
     }
 
-    async fn ingest(&mut self, from: NodeName, reply_to: Option<u64>, entries: Vec<crate::log::SignedEntry>) {
+    /// Verifies and stores the entries of several messages in one group commit, then reports
+    /// each message's outcome to `Sync` in order. Copies of entries already held are recognised
+    /// without checking their signatures again; the rest are verified in parallel chunks.
+    async fn ingest(&mut self, jobs: Vec<IngestJob>) {
         let store = self.store.clone();
         let roster = self.cfg.roster.clone();
-        let peer = from.clone();
-        let result = tokio::task::spawn_blocking(move || {
-            let mut authentic = Vec::with_capacity(entries.len());
-            let mut rejected = 0u64;
-            for r in log::authenticate_batch(&roster, entries) {
-                match r {
-                    Ok(a) => authentic.push(a),
-                    Err(e) => {
-                        rejected += 1;
-                        tracing::warn!(%peer, error = %e, "rejected an entry from a peer: it relayed an entry that does not verify");
-                    }
-                }
-            }
-            let origins: Vec<NodeName> = authentic.iter().map(|a| a.header().origin.clone()).collect();
-            store.ingest(authentic).map(|o| (o, origins, rejected))
-        })
-        .await
-        .expect("ingest task does not panic");
+        let senders: Vec<(NodeName, Option<u64>)> = jobs.iter().map(|j| (j.from.clone(), j.reply_to)).collect();
+        let result = tokio::task::spawn_blocking(move || ingest_blocking(&store, &roster, jobs))
+            .await
+            .expect("ingest task does not panic");
         let now = crate::now_ms();
-        match result {
-            Ok((outcomes, origins, rejected)) => {
-                self.counters.rejected += rejected;
-                if rejected > 0 {
-                    *self.rejected_from.entry(from.clone()).or_default() += rejected;
+        let per_job = match result {
+            Ok(per_job) => per_job,
+            Err(e) => {
+                tracing::error!(error = %e, "storing entries from peers failed");
+                for (from, reply_to) in senders {
+                    self.sync.ingested(now, &from, reply_to, &[], &[]);
                 }
-                let mut stored = Vec::new();
-                let mut forked = Vec::new();
-                for (o, origin) in outcomes.into_iter().zip(origins) {
-                    match o {
+                return;
+            }
+        };
+        for ((from, reply_to), fates) in senders.into_iter().zip(per_job) {
+            let mut stored = Vec::new();
+            let mut forked = Vec::new();
+            let mut rejected = 0u64;
+            for fate in fates {
+                match fate {
+                    Fate::Copy => self.counters.duplicates += 1,
+                    Fate::Rejected(e) => {
+                        rejected += 1;
+                        tracing::warn!(peer = %from, error = %e, "rejected an entry from a peer: it relayed an entry that does not verify");
+                    }
+                    Fate::Ingested(origin, o) => match *o {
                         IngestOutcome::Stored(v) | IngestOutcome::Upgraded(v) => stored.push(v),
                         IngestOutcome::Duplicate => self.counters.duplicates += 1,
                         IngestOutcome::Gap { .. } => self.counters.gaps += 1,
@@ -662,25 +691,25 @@ impl Actor {
                             forked.push(origin);
                         }
                         IngestOutcome::Quarantined | IngestOutcome::BadGenesis => self.counters.rejected += 1,
-                    }
-                }
-                self.counters.stored_from_peers += stored.len() as u64;
-                for r in stored.iter().filter_map(Record::from_entry) {
-                    self.drill.stored(now, Some(&from), &r);
-                }
-                self.sync.ingested(now, &from, reply_to, &stored, &forked);
-                for origin in forked {
-                    match fork_proof(&self.store, &self.cfg.roster, &origin) {
-                        Ok(proof) => self.sync.fork_proof(&origin, proof),
-                        Err(e) => {
-                            tracing::error!(%origin, error = %e, "reading fork evidence failed: the fork is not proved to peers")
-                        }
-                    }
+                    },
                 }
             }
-            Err(e) => {
-                tracing::error!(error = %e, "storing entries from {from} failed");
-                self.sync.ingested(now, &from, reply_to, &[], &[]);
+            self.counters.rejected += rejected;
+            if rejected > 0 {
+                *self.rejected_from.entry(from.clone()).or_default() += rejected;
+            }
+            self.counters.stored_from_peers += stored.len() as u64;
+            for r in stored.iter().filter_map(Record::from_entry) {
+                self.drill.stored(now, Some(&from), &r);
+            }
+            self.sync.ingested(now, &from, reply_to, &stored, &forked);
+            for origin in forked {
+                match fork_proof(&self.store, &self.cfg.roster, &origin) {
+                    Ok(proof) => self.sync.fork_proof(&origin, proof),
+                    Err(e) => {
+                        tracing::error!(%origin, error = %e, "reading fork evidence failed: the fork is not proved to peers")
+                    }
+                }
             }
         }
     }
@@ -810,6 +839,76 @@ impl Actor {
         self.ahead_since_ms = Some(u64::MAX);
         true
     }
+}
+
+/// One `Entries` message from a peer, waiting to be verified and stored.
+struct IngestJob {
+    from: NodeName,
+    reply_to: Option<u64>,
+    entries: Vec<SignedEntry>,
+}
+
+/// What became of one entry of an `IngestJob`.
+enum Fate {
+    /// A byte-for-byte copy of an entry held here: a duplicate, not verified again.
+    Copy,
+    /// It failed verification.
+    Rejected(log::VerifyError),
+    /// It verified; what the store made of it (with its origin). Boxed: an outcome holds a
+    /// whole entry, and most fates of a catch-up's entries are this one anyway.
+    Ingested(NodeName, Box<IngestOutcome>),
+}
+
+/// The blocking part of `Actor::ingest`: recognise copies of held entries, verify the rest
+/// (`log::authenticate_batch` on one chunk per core), store everything authentic in one batch.
+/// One `Fate` per entry, per job, in order.
+fn ingest_blocking(store: &Store, roster: &Roster, jobs: Vec<IngestJob>) -> Result<Vec<Vec<Fate>>, StoreError> {
+    let mut shape = Vec::with_capacity(jobs.len());
+    let mut copies = Vec::new();
+    let mut fresh = Vec::new();
+    for job in jobs {
+        shape.push(job.entries.len());
+        for e in job.entries {
+            let copy = store.holds_copy(&e);
+            copies.push(copy);
+            if !copy {
+                fresh.push(e);
+            }
+        }
+    }
+    let verified = crate::par::map_chunks(fresh, |chunk| log::authenticate_batch(roster, chunk));
+    let mut authentic = Vec::with_capacity(verified.len());
+    let mut checked = Vec::with_capacity(verified.len());
+    for r in verified {
+        match r {
+            Ok(a) => {
+                checked.push(Ok(a.header().origin.clone()));
+                authentic.push(a);
+            }
+            Err(e) => checked.push(Err(e)),
+        }
+    }
+    let mut outcomes = store.ingest(authentic)?.into_iter();
+    let mut checked = checked.into_iter();
+    let mut copies = copies.into_iter();
+    Ok(shape
+        .into_iter()
+        .map(|n| {
+            (0..n)
+                .map(|_| {
+                    if copies.next().expect("one per entry") {
+                        return Fate::Copy;
+                    }
+                    match checked.next().expect("one per fresh entry") {
+                        Ok(origin) => {
+                            Fate::Ingested(origin, Box::new(outcomes.next().expect("one per authentic entry")))
+                        }
+                        Err(e) => Fate::Rejected(e),
+                    }
+                })
+                .collect()
+        })
+        .collect())
 }
 
 /// The proof that `origin` forked, from the store: the entry held at the lowest position with

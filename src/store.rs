@@ -391,26 +391,48 @@ impl Store {
         if st.quarantined.contains(origin) {
             return Err(StoreError::OwnQuarantined(origin.clone()));
         }
-        let mut tip = st.heads.get(origin).copied();
-        let mut batch = sled::Batch::default();
-        let mut pending = st.pending();
-        let mut results = Vec::with_capacity(bodies.len());
+        let head = st.heads.get(origin).copied();
+        // Pass 1: check every body against the store and the bodies before it in this batch
+        // (`plan` tracks their kinds and retraction targets as `write_entry` will).
+        let mut plan = Pending::default();
+        let mut seq = head.map_or(0, |t| t.seq);
+        let mut accepted = Vec::with_capacity(bodies.len());
+        let mut refused: Vec<Option<AppendError>> = Vec::with_capacity(bodies.len());
         for body in bodies {
-            if let Err(e) = self.check_own(origin, &body, &pending) {
-                results.push(Err(e));
+            if let Err(e) = self.check_own(origin, &body, &plan) {
+                refused.push(Some(e));
                 continue;
             }
-            let v = VerifiedEntry::sign_own(key, origin, tip.as_ref(), now_ms, body);
-            self.write_entry(&mut batch, &mut pending, &v, false)?;
-            tip = Some(v.tip());
-            results.push(Ok(v));
+            seq += 1;
+            plan.kinds.insert((origin.clone(), seq), body.kind() as u8);
+            if let Body::Retraction(r) = &body {
+                plan.retracted.insert((origin.clone(), r.target_seq));
+            }
+            refused.push(None);
+            accepted.push(body);
         }
-        if let Some(t) = tip {
-            self.apply_and_commit(batch)?;
-            st.heads.insert(origin.clone(), t);
-            st.commit(pending);
+        if accepted.is_empty() {
+            return Ok(refused.into_iter().map(|e| Err(e.expect("all refused"))).collect());
         }
-        Ok(results)
+        // Pass 2: sign them all (in parallel), then write them in chain order.
+        let signed = VerifiedEntry::sign_own_many(key, origin, head.as_ref(), now_ms, accepted);
+        let mut batch = sled::Batch::default();
+        let mut pending = st.pending();
+        for v in &signed {
+            self.write_entry(&mut batch, &mut pending, v, false)?;
+        }
+        let tip = signed.last().expect("at least one accepted").tip();
+        self.apply_and_commit(batch)?;
+        st.heads.insert(origin.clone(), tip);
+        st.commit(pending);
+        let mut signed = signed.into_iter();
+        Ok(refused
+            .into_iter()
+            .map(|e| match e {
+                Some(e) => Err(e),
+                None => Ok(signed.next().expect("one entry per accepted body")),
+            })
+            .collect())
     }
 
     /// Stores verified-authentic entries from peers: chains them, detects forks, and returns only
@@ -439,12 +461,11 @@ impl Store {
                 let held = self
                     .held(&origin, seq, &pending)?
                     .ok_or_else(|| self.corrupt(format!("{origin}:{seq} below head missing")))?;
-                let outcome = if held.hash() != a.hash() {
+                let outcome = if held.hash != a.hash() {
                     self.write_fork(&mut batch, &a, &mut quarantined);
                     IngestOutcome::Forked
-                } else if held.body.is_none() && !a.is_stub() && held.header.kind != EntryKind::Drill as u8 {
-                    let held_hash = held.hash();
-                    let v = a.confirm_held(&held_hash).expect("hashes compared equal above");
+                } else if held.stub && !a.is_stub() && held.kind != EntryKind::Drill as u8 {
+                    let v = a.confirm_held(&held.hash).expect("hashes compared equal above");
                     self.write_entry(&mut batch, &mut pending, &v, true)?;
                     IngestOutcome::Upgraded(v)
                 } else {
@@ -480,6 +501,23 @@ impl Store {
         st.quarantined = quarantined;
         st.commit(pending);
         Ok(outcomes)
+    }
+
+    /// Whether `e` is a copy of an entry held here: the same header and signature, and the same
+    /// body or none (a stub of it). Such a copy is a duplicate whatever its signature check would
+    /// say, so ingest skips verifying it. False for a quarantined origin (its entries are
+    /// refused, not duplicates) and on any read error (the entry is then verified as usual).
+    pub fn holds_copy(&self, e: &SignedEntry) -> bool {
+        let h = &e.header;
+        {
+            let st = self.lock();
+            if st.quarantined.contains(&h.origin) || st.heads.get(&h.origin).is_none_or(|t| t.seq < h.seq) {
+                return false;
+            }
+        }
+        let Ok(Some(raw)) = self.log.get(entry_key(&h.origin, h.seq)) else { return false };
+        let Ok(held) = SignedEntry::decode(&raw) else { return false };
+        held.header == *h && held.signature == e.signature && (e.body.is_none() || e.body == held.body)
     }
 
     /// Entries of `origin` from `from_seq` on, at most `limit` (capped at `RANGE_ENTRIES_MAX`).
@@ -831,6 +869,18 @@ impl Store {
         Ok(checked)
     }
 
+    /// The number of log entries held (every origin) and the bytes of their encoded records:
+    /// the raw data the disk footprint is compared with. Reads every entry row.
+    pub fn entry_bytes(&self) -> Result<(u64, u64), StoreError> {
+        let (mut n, mut bytes) = (0u64, 0u64);
+        for kv in self.log.scan_prefix(b"E") {
+            let (_, v) = kv.map_err(|e| self.sled_err(e))?;
+            n += 1;
+            bytes += v.len() as u64;
+        }
+        Ok((n, bytes))
+    }
+
     /// Total size of the data dir's files, in bytes.
     pub fn disk_bytes(&self) -> u64 {
         self.db.size_on_disk().unwrap_or(0)
@@ -910,11 +960,11 @@ impl Store {
     }
 
     /// The entry at a position, from this batch or the tree.
-    fn held(&self, origin: &NodeName, seq: u64, pending: &Pending) -> Result<Option<SignedEntry>, StoreError> {
-        if let Some(e) = pending.entries.get(&(origin.clone(), seq)) {
-            return Ok(Some(e.clone()));
+    fn held(&self, origin: &NodeName, seq: u64, pending: &Pending) -> Result<Option<Held>, StoreError> {
+        if let Some(h) = pending.entries.get(&(origin.clone(), seq)) {
+            return Ok(Some(*h));
         }
-        Ok(self.get(&EntryId { origin: origin.clone(), seq })?.map(|v| v.entry().clone()))
+        Ok(self.get(&EntryId { origin: origin.clone(), seq })?.map(|v| Held::of(&v)))
     }
 
     /// Adds an entry and its index rows to the batch. `upgrade`: the entry replaces our stub of it.
@@ -1016,7 +1066,7 @@ impl Store {
             }
         }
         pending.kinds.insert((h.origin.clone(), h.seq), h.kind);
-        pending.entries.insert((h.origin.clone(), h.seq), v.entry().clone());
+        pending.entries.insert((h.origin.clone(), h.seq), Held::of(v));
         Ok(())
     }
 
@@ -1128,7 +1178,9 @@ impl Store {
 #[derive(Default)]
 struct Pending {
     kinds: HashMap<(NodeName, u64), u8>,
-    entries: HashMap<(NodeName, u64), SignedEntry>,
+    /// What `held` needs of the entries written in this batch (not the entries: a copy of each
+    /// would double the batch's allocations).
+    entries: HashMap<(NodeName, u64), Held>,
     retracted: BTreeSet<(NodeName, u64)>,
     /// Next arrival number, and those assigned in this batch.
     arrival: u64,
@@ -1138,6 +1190,21 @@ struct Pending {
     arrivals: HashMap<(NodeName, u64), u64>,
     /// Entries per (origin, kind), including this batch.
     counts: BTreeMap<(NodeName, u8), u64>,
+}
+
+/// What ingest compares of an entry held at a position.
+#[derive(Debug, Clone, Copy)]
+struct Held {
+    hash: Hash,
+    /// A redacted stub: the header without its body.
+    stub: bool,
+    kind: u8,
+}
+
+impl Held {
+    fn of(v: &VerifiedEntry) -> Held {
+        Held { hash: v.hash(), stub: v.entry().body.is_none(), kind: v.header().kind }
+    }
 }
 
 /// The wall clock in µs since the epoch (the store is an IO shell: it stamps arrivals itself).

@@ -4,9 +4,11 @@
 //!
 //! The algorithm (`proto/PROTOCOL.md` §7):
 //! - On connect both sides send `Hello` with their version vector (every origin's head).
-//! - Pull: for each origin where a peer's head is ahead of ours, we send one `Request` at a time
-//!   (per origin, across peers), of at most `request_entries_max` entries; the reply is verified
-//!   and stored by the shell, which reports back with `ingested`, and the next request follows.
+//! - Pull: for each origin where a peer's head is ahead of ours, we ask one peer for the entries
+//!   after our head in consecutive `Request`s of at most `request_entries_max` entries, up to
+//!   `requests_per_origin_max` of them outstanding at once (a pipeline: the next ranges travel
+//!   while the shell verifies and stores the first); each reply is verified and stored by the
+//!   shell, which reports back with `ingested`, and the pipeline is topped up.
 //! - Push: an entry newly stored here (our own or relayed) goes at once to every connected peer
 //!   believed to hold exactly its predecessor. Relaying every origin's entries is what heals a cut
 //!   link through a third node.
@@ -42,6 +44,10 @@ pub struct SyncConfig {
     pub request_entries_max: u32,
     /// Requests outstanding to one peer at once.
     pub requests_in_flight_per_peer_max: usize,
+    /// Requests outstanding for one origin at once, all to the same peer, for consecutive ranges:
+    /// a catch-up keeps this many answers in transit instead of waiting a round trip (and a
+    /// verification and a commit) between ranges. At most `requests_in_flight_per_peer_max`.
+    pub requests_per_origin_max: usize,
     /// How long a request may go unanswered before another peer is asked.
     pub request_timeout_ms: u64,
     /// Least time between two version-vector announcements to one peer.
@@ -60,6 +66,7 @@ impl Default for SyncConfig {
         SyncConfig {
             request_entries_max: wire::ENTRIES_PER_MESSAGE_MAX as u32,
             requests_in_flight_per_peer_max: 8,
+            requests_per_origin_max: 4,
             request_timeout_ms: 10_000,
             heads_interval_ms: 200,
             backoff_base_ms: 500,
@@ -96,11 +103,14 @@ struct Peer {
     backoff_until_ms: u64,
 }
 
+/// The pull of one origin's entries from one peer: consecutive requests, oldest first.
 #[derive(Debug, Clone)]
-struct InFlight {
+struct Pull {
     peer: NodeName,
-    id: u64,
-    deadline_ms: u64,
+    /// Outstanding requests (id, deadline), in the order their ranges follow each other.
+    requests: VecDeque<(u64, u64)>,
+    /// The first seq not yet asked for.
+    next_seq: u64,
 }
 
 /// The replication state of one node.
@@ -117,8 +127,8 @@ pub struct Sync {
     wanted: BTreeMap<EntryId, Audience>,
     last_want_ms: u64,
     peers: BTreeMap<NodeName, Peer>,
-    /// One outstanding pull per origin.
-    in_flight: BTreeMap<NodeName, InFlight>,
+    /// One pull per origin (of up to `requests_per_origin_max` requests).
+    in_flight: BTreeMap<NodeName, Pull>,
     next_id: u64,
     actions: VecDeque<Action>,
 }
@@ -194,7 +204,9 @@ impl Sync {
     pub fn poll_timeout(&self) -> u64 {
         let mut t = u64::MAX;
         for f in self.in_flight.values() {
-            t = t.min(f.deadline_ms);
+            for (_, deadline) in &f.requests {
+                t = t.min(*deadline);
+            }
         }
         for p in self.peers.values().filter(|p| p.ready) {
             if p.announced != self.heads {
@@ -329,17 +341,27 @@ impl Sync {
             self.quarantine(o);
         }
         if let Some(id) = reply_to {
-            let done: Vec<NodeName> =
-                self.in_flight.iter().filter(|(_, f)| f.id == id && f.peer == *from).map(|(o, _)| o.clone()).collect();
+            let done: Vec<NodeName> = self
+                .in_flight
+                .iter()
+                .filter(|(_, f)| f.peer == *from && f.requests.iter().any(|(r, _)| *r == id))
+                .map(|(o, _)| o.clone())
+                .collect();
             for o in done {
-                self.in_flight.remove(&o);
-                if let Some(p) = self.peers.get_mut(from) {
-                    p.in_flight = p.in_flight.saturating_sub(1);
-                    if stored.is_empty() {
-                        // The peer announced entries it then did not deliver: ask someone else.
-                        back_off(p, now, &self.cfg);
-                    } else {
-                        p.backoff_ms = 0;
+                let f = self.in_flight.get_mut(&o).expect("listed");
+                f.requests.retain(|(r, _)| *r != id);
+                let p = self.peers.get_mut(from).expect("a pull's peer is a roster member");
+                p.in_flight = p.in_flight.saturating_sub(1);
+                if stored.is_empty() {
+                    // The peer announced entries it then did not deliver (or the answers came out
+                    // of order): drop the whole pull and ask again, from someone else first.
+                    let rest = self.in_flight.remove(&o).expect("listed").requests.len();
+                    p.in_flight = p.in_flight.saturating_sub(rest);
+                    back_off(p, now, &self.cfg);
+                } else {
+                    p.backoff_ms = 0;
+                    if f.requests.is_empty() {
+                        self.in_flight.remove(&o);
                     }
                 }
             }
@@ -350,7 +372,7 @@ impl Sync {
     /// Stops requesting and relaying an origin that forked.
     pub fn quarantine(&mut self, origin: &NodeName) {
         self.quarantined.insert(origin.clone());
-        self.in_flight.remove(origin);
+        self.drop_pull(origin);
     }
 
     /// Records the proof that `origin` forked and quarantines it. `proof` is the entry held at
@@ -382,12 +404,15 @@ impl Sync {
 
     /// Timers: expired requests, version-vector announcements, missing bodies.
     pub fn handle_timeout(&mut self, now: u64) {
-        let expired: Vec<NodeName> =
-            self.in_flight.iter().filter(|(_, f)| f.deadline_ms <= now).map(|(o, _)| o.clone()).collect();
+        let expired: Vec<NodeName> = self
+            .in_flight
+            .iter()
+            .filter(|(_, f)| f.requests.iter().any(|(_, deadline)| *deadline <= now))
+            .map(|(o, _)| o.clone())
+            .collect();
         for o in expired {
-            let f = self.in_flight.remove(&o).expect("listed");
-            if let Some(p) = self.peers.get_mut(&f.peer) {
-                p.in_flight = p.in_flight.saturating_sub(1);
+            let peer = self.drop_pull(&o).expect("listed");
+            if let Some(p) = self.peers.get_mut(&peer) {
                 back_off(p, now, &self.cfg);
             }
         }
@@ -471,9 +496,14 @@ impl Sync {
             }
         }
         if let Some(id) = reply_to {
-            for f in self.in_flight.values_mut().filter(|f| f.id == id && f.peer == *from) {
-                // Give verification and storage time of their own.
-                f.deadline_ms = now + self.cfg.request_timeout_ms;
+            for f in self.in_flight.values_mut().filter(|f| f.peer == *from) {
+                // Give verification and storage time of their own, to the answers queued
+                // behind this one too.
+                if f.requests.iter().any(|(r, _)| *r == id) {
+                    for (_, deadline) in f.requests.iter_mut() {
+                        *deadline = (*deadline).max(now + self.cfg.request_timeout_ms);
+                    }
+                }
             }
         }
         self.actions.push_back(Action::Ingest { from: from.clone(), reply_to, entries: signed });
@@ -504,21 +534,47 @@ impl Sync {
 
     // ---- internals ----
 
-    /// Sends one pull per origin where a ready peer is ahead of us. `prefer` is asked first.
+    /// Starts or tops up one pull per origin where a ready peer is ahead of us. `prefer` is asked
+    /// first when a pull starts; a pull stays with its peer until it ends.
     fn plan_requests(&mut self, now: u64, prefer: Option<&NodeName>) {
         // Called on most messages: decide with shared borrows and no clones of names (origins
         // are roster members), then apply the few requests decided.
         let mut added: BTreeMap<&NodeName, usize> = BTreeMap::new();
+        // (origin, peer, first seq to ask for, the peer's head)
         let mut planned: Vec<(&NodeName, &NodeName, u64, u64)> = Vec::new();
+        let depth = self.cfg.requests_per_origin_max.clamp(1, self.cfg.requests_in_flight_per_peer_max.max(1));
+        let step = self.cfg.request_entries_max as u64;
         for o in &self.members {
-            if self.in_flight.contains_key(o) || self.quarantined.contains(o) {
+            if self.quarantined.contains(o) {
                 continue;
             }
             let ours = self.heads.get(o).map_or(0, |t| t.seq);
+            let per_peer_max = self.cfg.requests_in_flight_per_peer_max;
+            let usable = |name: &NodeName, p: &Peer, added: &BTreeMap<&NodeName, usize>| {
+                let in_flight = p.in_flight + added.get(name).copied().unwrap_or(0);
+                p.ready && p.backoff_until_ms <= now && in_flight < per_peer_max
+            };
+            if let Some(f) = self.in_flight.get(o) {
+                // Top up the pipeline with the ranges after the last one asked for.
+                let Some(p) = self.peers.get(&f.peer) else { continue };
+                let theirs = p.known.get(o).map_or(0, |t| t.seq);
+                let mut from = f.next_seq.max(ours + 1);
+                let mut n = f.requests.len();
+                // Only a catch-up is pipelined: a lag of less than one request is usually
+                // entries still on their way as pushes, and asking for them again costs the
+                // peer a range read and both sides a duplicate.
+                let lagging = theirs.saturating_sub(ours) > step;
+                while n < depth && from <= theirs && lagging && usable(&f.peer, p, &added) {
+                    planned.push((o, &f.peer, from, theirs));
+                    *added.entry(&f.peer).or_default() += 1;
+                    from = from.saturating_add(step);
+                    n += 1;
+                }
+                continue;
+            }
             let mut best: Option<(&NodeName, u64)> = None;
             for (name, p) in &self.peers {
-                let in_flight = p.in_flight + added.get(name).copied().unwrap_or(0);
-                if !p.ready || p.backoff_until_ms > now || in_flight >= self.cfg.requests_in_flight_per_peer_max {
+                if !usable(name, p, &added) {
                     continue;
                 }
                 let theirs = p.known.get(o).map_or(0, |t| t.seq);
@@ -534,24 +590,47 @@ impl Sync {
                 }
             }
             let Some((peer, theirs)) = best else { continue };
-            *added.entry(peer).or_default() += 1;
-            planned.push((o, peer, ours, theirs));
+            let p = &self.peers[peer];
+            let mut from = ours + 1;
+            let mut n = 0;
+            let lagging = theirs.saturating_sub(ours) > step;
+            while n < depth && from <= theirs && (n == 0 || (lagging && usable(peer, p, &added))) {
+                planned.push((o, peer, from, theirs));
+                *added.entry(peer).or_default() += 1;
+                from = from.saturating_add(step);
+                n += 1;
+            }
         }
         if planned.is_empty() {
             return;
         }
         let planned: Vec<(NodeName, NodeName, u64, u64)> =
-            planned.into_iter().map(|(o, p, ours, theirs)| (o.clone(), p.clone(), ours, theirs)).collect();
-        for (o, peer, ours, theirs) in planned {
+            planned.into_iter().map(|(o, p, from, theirs)| (o.clone(), p.clone(), from, theirs)).collect();
+        for (o, peer, from, theirs) in planned {
             let id = self.next_id;
             self.next_id += 1;
-            let limit = (theirs - ours).min(self.cfg.request_entries_max as u64) as u32;
-            let msg = Message::Request { id, origin: o.to_string(), from_seq: ours + 1, limit };
-            self.in_flight
-                .insert(o, InFlight { peer: peer.clone(), id, deadline_ms: now + self.cfg.request_timeout_ms });
+            let limit = (theirs - from + 1).min(self.cfg.request_entries_max as u64) as u32;
+            let msg = Message::Request { id, origin: o.to_string(), from_seq: from, limit };
+            let deadline = now + self.cfg.request_timeout_ms;
+            let f = self.in_flight.entry(o).or_insert_with(|| Pull {
+                peer: peer.clone(),
+                requests: VecDeque::new(),
+                next_seq: from,
+            });
+            f.requests.push_back((id, deadline));
+            f.next_seq = from.saturating_add(limit as u64);
             self.peers.get_mut(&peer).expect("listed").in_flight += 1;
             self.actions.push_back(Action::Send { to: peer, msg });
         }
+    }
+
+    /// Ends the pull of `origin`, if any, releasing its peer's request slots; returns its peer.
+    fn drop_pull(&mut self, origin: &NodeName) -> Option<NodeName> {
+        let f = self.in_flight.remove(origin)?;
+        if let Some(p) = self.peers.get_mut(&f.peer) {
+            p.in_flight = p.in_flight.saturating_sub(f.requests.len());
+        }
+        Some(f.peer)
     }
 
     fn ask_for_bodies(&mut self) {
@@ -648,6 +727,44 @@ mod tests {
         fn range(&self, _: &NodeName, _: u64, _: usize) -> Vec<VerifiedEntry> {
             Vec::new()
         }
+    }
+
+    fn requests(s: &mut Sync) -> Vec<(u64, u64, u32)> {
+        std::iter::from_fn(|| s.poll_action())
+            .filter_map(|a| match a {
+                Action::Send { msg: Message::Request { id, from_seq, limit, .. }, .. } => Some((id, from_seq, limit)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_pull_keeps_consecutive_requests_in_flight_and_tops_up_as_answers_are_stored() {
+        let (ee, lv) = (name("ee"), name("lv"));
+        let cfg = SyncConfig::default();
+        let (depth, step) = (cfg.requests_per_origin_max, cfg.request_entries_max);
+        let mut s = Sync::new(ee.clone(), [ee.clone(), lv.clone()], BTreeMap::new(), BTreeSet::new(), cfg);
+        s.peer_connected(0, &lv);
+        let heads = vec![WireHead { origin: "lv".into(), seq: 2_000, hash: [7; 32] }];
+        s.handle_message(0, &lv, Message::Hello { version: wire::PROTOCOL_VERSION, heads }, &NoLog);
+        let asked = requests(&mut s);
+        let want: Vec<(u64, u32)> = (0..depth as u64).map(|i| (1 + i * step as u64, step)).collect();
+        assert_eq!(asked.iter().map(|r| (r.1, r.2)).collect::<Vec<_>>(), want, "consecutive ranges, {depth} deep");
+        // The first answer is stored: exactly one more request, for the range after the last.
+        let key = ed25519_dalek::SigningKey::from_bytes(&[9; 32]);
+        let bodies = (0..step)
+            .map(|i| Body::Retraction(crate::model::Retraction { target_seq: 1 + i as u64, reason: "test".into() }))
+            .collect();
+        let stored = VerifiedEntry::sign_own_many(&key, &lv, None, 1, bodies);
+        s.ingested(1, &lv, Some(asked[0].0), &stored, &[]);
+        let more = requests(&mut s);
+        assert_eq!(more.iter().map(|r| (r.1, r.2)).collect::<Vec<_>>(), vec![(1 + depth as u64 * step as u64, step)]);
+        // An empty answer ends the pull: no request until the back-off passes.
+        s.ingested(2, &lv, Some(asked[1].0), &[], &[]);
+        assert_eq!(requests(&mut s), vec![], "backed off");
+        s.handle_timeout(2 + 60_000);
+        let again = requests(&mut s);
+        assert_eq!(again.first().map(|r| r.1), Some(step as u64 + 1), "the pull restarts after our head");
     }
 
     /// Found by `fuzz/` (target `sync`): a peer announcing `u64::MAX` as its head of our log made

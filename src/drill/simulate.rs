@@ -70,6 +70,8 @@ pub struct SimOutcome {
     pub converged_ms: Option<u64>,
     /// Messages sent between nodes from the start record to convergence.
     pub messages: u64,
+    /// Bytes of those messages, as framed on the wire (`wire::encode_frame`).
+    pub bytes: u64,
 }
 
 /// Runs `scenario` on a simulated federation. The controller is the scenario's first
@@ -111,7 +113,7 @@ pub fn simulate(scenario: &Scenario, opts: &SimOptions) -> Result<SimOutcome, St
     let end_ms = start_ms + scenario.duration_ms();
     fed.due.extend(scenario.injects.iter().map(|i| start_ms + i.at_ms));
     fed.due.insert(end_ms);
-    let messages_before = fed.sim.stats.messages;
+    let (messages_before, bytes_before) = (fed.sim.stats.messages, fed.sim.stats.bytes);
     let id = fed.sim.append_batch(c, vec![body]).remove(0);
     fed.drill = Some(id.clone());
     fed.settle(c);
@@ -129,6 +131,7 @@ pub fn simulate(scenario: &Scenario, opts: &SimOptions) -> Result<SimOutcome, St
         nodes,
         converged_ms: Some(fed.sim.now()),
         messages: fed.sim.stats.messages - messages_before,
+        bytes: fed.sim.stats.bytes - bytes_before,
     })
 }
 
