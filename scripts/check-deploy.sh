@@ -7,8 +7,9 @@
 #      built binary, since /usr/local/bin/ctix is not installed here) and its exposure score from
 #      `systemd-analyze security --offline=yes`.
 #   3. Docker: `docker-compose config` parses deploy/docker/compose.yaml; shellcheck lints the init
-#      script; the init script runs against the built binary and `ctix config check` passes on
-#      every node config it writes (ports aside, which the test federation may share).
+#      script (and deploy/lab/systemd-lab.sh, which runs the unit under real systemd); the init
+#      script runs against the built binary and `ctix config check` passes on every node config
+#      it writes (ports aside, which the test federation may share).
 #
 # Installs what it needs from Debian's packages when missing: prometheus (for promtool), systemd,
 # docker-compose and the shell linter. Usage: scripts/check-deploy.sh [CTIX_BIN] (default: builds
@@ -67,7 +68,7 @@ trap 'rm -rf "$tmp" "$copy"' EXIT
 docker-compose -f "$copy" config -q
 rm -f "$copy"
 echo "compose.yaml: ok"
-shellcheck deploy/docker/init-federation.sh deploy/local-federation.sh scripts/check-deploy.sh
+shellcheck deploy/docker/init-federation.sh deploy/local-federation.sh deploy/lab/systemd-lab.sh scripts/check-deploy.sh
 mkdir -p "$tmp/docker/fed" "$tmp/docker/scrape" "$tmp/docker/nodes/"{ee,lv,lt}
 base=$((20000 + RANDOM % 20000))
 CTIX_BIN="$bin" CTIX_BASE_PORT=$base \

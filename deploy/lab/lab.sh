@@ -4,6 +4,8 @@
 # duplication and cuts. See deploy/lab/README.md for the picture, the defaults and the campaign.
 #
 #   lab.sh up [--owner PID]            namespaces, links, a dev federation, and the three nodes
+#   lab.sh up --no-nodes               namespaces, links and the federation only: something else
+#                                      runs the nodes (deploy/lab/systemd-lab.sh: systemd containers)
 #   lab.sh down [--keep]               remove everything `up` made (idempotent); --keep keeps DIR
 #   lab.sh status                      nodes (running/paused/stopped, peers) and links
 #   lab.sh cut A B | restore A B       drop all A<->B traffic | that link back to its defaults
@@ -328,10 +330,11 @@ start_watcher() {  # OWNER_PID: run `down --keep` once it exits (a test killed b
 }
 
 cmd_up() {
-  local owner=""
+  local owner="" nodes=yes
   while [ $# -gt 0 ]; do
     case "$1" in
       --owner) owner=${2:?--owner needs a pid}; shift 2 ;;
+      --no-nodes) nodes=""; shift ;;
       *) die "up: unknown argument '$1'" ;;
     esac
   done
@@ -353,6 +356,13 @@ cmd_up() {
   trap 'rc=$?; [ $rc -eq 0 ] || { echo "lab.sh: up failed; removing the half-built lab" >&2; down_all keep; }; exit $rc' EXIT
   make_namespaces
   make_federation
+  if [ -z "$nodes" ]; then
+    [ -z "$owner" ] || start_watcher "$owner"
+    trap - EXIT
+    note "lab network up in $DIR (no nodes started): ${NODES[*]}"
+    for n in "${NODES[@]}"; do note "  $n: namespace $(ns "$n"), QUIC $(addr "$n"):$(quic_port "$n"), federation files $DIR/fed/$n"; done
+    return
+  fi
   for n in "${NODES[@]}"; do start_node "$n"; done
   [ -z "$owner" ] || start_watcher "$owner"
   wait_ready
