@@ -109,7 +109,13 @@ pub fn retraction(target_seq: u64) -> Body {
 fn build_federation() -> Federation {
     let names: Vec<NodeName> = ["ee", "lv", "lt"].into_iter().map(name).collect();
     let keys: Vec<_> = names.iter().map(sim_key).collect();
-    let roster = Roster::new(names.iter().zip(&keys).enumerate().map(|(i, (n, k))| Member::new(n.clone(), k.verifying_key(), format!("127.0.0.1:{}", 7401 + i))))
+    let roster = Roster::new(
+        names
+            .iter()
+            .zip(&keys)
+            .enumerate()
+            .map(|(i, (n, k))| Member::new(n.clone(), k.verifying_key(), format!("127.0.0.1:{}", 7401 + i))),
+    )
     .expect("fixture roster");
     let logs: [Vec<Body>; 3] = [
         vec![

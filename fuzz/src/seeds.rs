@@ -5,7 +5,9 @@
 
 use std::path::Path;
 
-use ctix::config::{ApiSection, ApiToken, ConfigFile, DrillSection, KeysSection, NetSection, Role, StartupSection};
+use ctix::config::{
+    ApiSection, ApiToken, ConfigFile, DrillSection, KeysSection, LogSection, NetSection, Role, StartupSection,
+};
 use ctix::interop::{misp, stix};
 use ctix::model::drill::{DrillRecord, FaultState, InjectPayload};
 use ctix::model::{Body, EntryId, IndicatorType};
@@ -244,6 +246,7 @@ fn config_text() -> String {
         },
         startup: StartupSection::default(),
         drill: DrillSection { allow_faults: true },
+        log: LogSection::default(),
     };
     toml::to_string(&file).expect("configs serialise")
 }
