@@ -25,29 +25,9 @@ out=${1:-target/dashboard-check}
 mkdir -p -- "$out"
 rm -f -- "$out"/*.png "$out"/*.log
 
-find_browser() {
-    local b
-    for b in chromium chromium-browser google-chrome google-chrome-stable; do
-        if command -v "$b" >/dev/null 2>&1; then
-            command -v "$b"
-            return 0
-        fi
-    done
-    return 1
-}
-
-if ! browser=$(find_browser); then
-    if [[ $(id -u) -ne 0 ]]; then
-        die "no chromium, chromium-browser or google-chrome on PATH, and installing one needs root: \
-run \`sudo apt-get install -y --no-install-recommends chromium\` (or run this script as root)" 2
-    fi
-    command -v apt-get >/dev/null 2>&1 || die "no chromium on PATH and no apt-get to install it: install Chromium or Chrome" 2
-    echo "check-dashboard: installing chromium from the Debian packages" >&2
-    apt-get update -qq || die "apt-get update failed: check the network and the apt sources" 2
-    apt-get install -y -qq --no-install-recommends chromium >/dev/null \
-        || die "apt-get install chromium failed: check the apt sources (Debian's package is 'chromium')" 2
-    browser=$(find_browser) || die "chromium was installed but is not on PATH" 2
-fi
+# shellcheck source=scripts/lib/chromium.sh
+source scripts/lib/chromium.sh # (the script runs from the repository root)
+ensure_chromium check-dashboard
 command -v python3 >/dev/null 2>&1 || die "python3 is needed to drive the browser: install it (Debian: apt-get install python3)" 2
 
 cargo build --locked --quiet --bin ctix

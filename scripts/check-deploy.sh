@@ -68,7 +68,7 @@ trap 'rm -rf "$tmp" "$copy"' EXIT
 docker-compose -f "$copy" config -q
 rm -f "$copy"
 echo "compose.yaml: ok"
-shellcheck deploy/docker/init-federation.sh deploy/local-federation.sh deploy/lab/systemd-lab.sh scripts/check-deploy.sh
+shellcheck -x deploy/docker/init-federation.sh deploy/local-federation.sh deploy/lab/systemd-lab.sh scripts/check-deploy.sh scripts/lib/chromium.sh scripts/render-report.sh
 mkdir -p "$tmp/docker/fed" "$tmp/docker/scrape" "$tmp/docker/nodes/"{ee,lv,lt}
 base=$((20000 + RANDOM % 20000))
 CTIX_BIN="$bin" CTIX_BASE_PORT=$base \

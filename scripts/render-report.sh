@@ -18,29 +18,9 @@ out=$2
 [[ -f $report ]] || die "$report: no such file; write one with \`ctix drill report ID --format html --out $report\`" 2
 [[ -d $(dirname -- "$out") ]] || die "$(dirname -- "$out"): the output directory does not exist" 2
 
-find_browser() {
-    local b
-    for b in chromium chromium-browser google-chrome google-chrome-stable; do
-        if command -v "$b" >/dev/null 2>&1; then
-            command -v "$b"
-            return 0
-        fi
-    done
-    return 1
-}
-
-if ! browser=$(find_browser); then
-    if [[ $(id -u) -ne 0 ]]; then
-        die "no chromium, chromium-browser or google-chrome on PATH, and installing one needs root: \
-run \`sudo apt-get install -y --no-install-recommends chromium\` (or run this script as root)" 2
-    fi
-    command -v apt-get >/dev/null 2>&1 || die "no chromium on PATH and no apt-get to install it: install Chromium or Chrome" 2
-    echo "render-report: installing chromium from the Debian packages" >&2
-    apt-get update -qq || die "apt-get update failed: check the network and the apt sources" 2
-    apt-get install -y -qq --no-install-recommends chromium >/dev/null \
-        || die "apt-get install chromium failed: check the apt sources (Debian's package is 'chromium')" 2
-    browser=$(find_browser) || die "chromium was installed but is not on PATH" 2
-fi
+# shellcheck source=scripts/lib/chromium.sh
+source "$(dirname -- "${BASH_SOURCE[0]}")/lib/chromium.sh"
+ensure_chromium render-report
 
 # An absolute file:// URL, so that the page loads whatever the working directory.
 url="file://$(cd -- "$(dirname -- "$report")" && pwd)/$(basename -- "$report")"

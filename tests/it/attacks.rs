@@ -32,7 +32,7 @@ use rcgen::{
 use time::OffsetDateTime;
 
 use crate::api::Api;
-use crate::federation::{Fed, append, config, dev_federation, ind, start, wait_for};
+use crate::federation::{Fed, append, config, dev_federation, ind, start, start_config, wait_for};
 use crate::support::name;
 
 // ---- the attacker's tools ----
@@ -790,21 +790,8 @@ async fn a_damaged_revocation_list_stops_the_node() {
 
 // ---- 6. key rotation ----
 
-/// Starts a node from an explicit config, retrying while a restarted node's UDP port is still
-/// held by its previous endpoint (see `federation::start` and `rotated`; at most the QUIC idle
-/// timeout).
-async fn start_config(c: ctix::config::Config) -> Running {
-    let deadline = Instant::now() + Duration::from_secs(40);
-    loop {
-        match node::start(c.clone()).await {
-            Ok(r) => return r,
-            Err(node::NodeError::Net(net::NetError::Bind { .. })) if Instant::now() < deadline => {
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-            Err(e) => panic!("starting {}: {e}", c.node),
-        }
-    }
-}
+/// How long a node restarted in this process may wait for its old UDP port (see `rotated`).
+const QUIC_IDLE: Duration = Duration::from_secs(40);
 
 /// `roster` with `member`'s current key replaced by `new`, the old one retired at `at_ms`, and
 /// every member moved to a new UDP port: a node stopped in this process can hold its port for up
@@ -859,8 +846,8 @@ async fn a_rotated_key_takes_effect_and_the_retired_key_is_refused_after_its_ret
         }
         c
     };
-    let (lt, lv) = (start_config(with("lt", None)).await, start_config(with("lv", None)).await);
-    let ee = start_config(with("ee", None)).await;
+    let (lt, lv) = (start_config(with("lt", None), QUIC_IDLE).await, start_config(with("lv", None), QUIC_IDLE).await);
+    let ee = start_config(with("ee", None), QUIC_IDLE).await;
     append(&ee, vec![ind("198.51.100.2")]).await;
     wait_for(&lt, "ee", 2, 20).await;
     wait_for(&lv, "ee", 2, 20).await;
@@ -874,7 +861,7 @@ async fn a_rotated_key_takes_effect_and_the_retired_key_is_refused_after_its_ret
     std::fs::remove_dir_all(&old_tls).unwrap();
     let mut c = with("ee", Some(&new_key_path));
     (c.tls_cert, c.tls_key) = (issued.cert, issued.key);
-    let ee = start_config(c).await;
+    let ee = start_config(c, QUIC_IDLE).await;
     let third = append(&ee, vec![ind("198.51.100.3")]).await.remove(0);
     wait_for(&lt, "ee", 3, 20).await;
     wait_for(&lv, "ee", 3, 20).await;

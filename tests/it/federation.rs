@@ -55,14 +55,19 @@ pub(crate) fn config(fed: &Fed, node: &str) -> Config {
 /// moment by the old endpoint's driver (quinn releases it asynchronously), so bind errors are
 /// retried for a few seconds.
 pub(crate) async fn start(fed: &Fed, node: &str) -> Running {
-    let deadline = Instant::now() + Duration::from_secs(10);
+    start_config(config(fed, node), Duration::from_secs(10)).await
+}
+
+/// Starts a node from an explicit config, retrying bind errors for up to `wait` (see `start`).
+pub(crate) async fn start_config(c: Config, wait: Duration) -> Running {
+    let deadline = Instant::now() + wait;
     loop {
-        match node::start(config(fed, node)).await {
+        match node::start(c.clone()).await {
             Ok(r) => return r,
             Err(node::NodeError::Net(net::NetError::Bind { .. })) if Instant::now() < deadline => {
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
-            Err(e) => panic!("starting {node}: {e}"),
+            Err(e) => panic!("starting {}: {e}", c.node),
         }
     }
 }
