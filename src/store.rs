@@ -26,7 +26,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fs::File;
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Condvar, Mutex, MutexGuard};
 
 use ed25519_dalek::SigningKey;
 
@@ -274,6 +274,8 @@ pub struct Store {
     data_file: File,
     durability: Durability,
     state: Mutex<State>,
+    /// Signalled whenever heads move (after the commit that made them durable).
+    heads_moved: Condvar,
     /// Set when a commit failed after its batch was applied; all later writes are refused.
     failed: Mutex<Option<String>>,
 }
@@ -331,6 +333,7 @@ impl Store {
             data_file,
             durability: opts.durability,
             failed: Mutex::new(None),
+            heads_moved: Condvar::new(),
             state: Mutex::new(State {
                 heads: BTreeMap::new(),
                 quarantined: BTreeSet::new(),
@@ -367,6 +370,18 @@ impl Store {
 
     pub fn head(&self, origin: &NodeName) -> Option<ChainTip> {
         self.lock().heads.get(origin).copied()
+    }
+
+    /// Blocks until `origin`'s durable head is above `seq` or `timeout` passes; returns the head
+    /// then (which is at or below `seq` on a timeout). For observers that must see each
+    /// commit as it happens without polling (the propagation benchmark).
+    pub fn wait_for_head(&self, origin: &NodeName, seq: u64, timeout: std::time::Duration) -> Option<ChainTip> {
+        let above = |st: &mut State| st.heads.get(origin).is_some_and(|t| t.seq > seq);
+        let (st, _) = self
+            .heads_moved
+            .wait_timeout_while(self.lock(), timeout, |st| !above(st))
+            .unwrap_or_else(|p| p.into_inner());
+        st.heads.get(origin).copied()
     }
 
     /// Origins quarantined for a fork.
@@ -424,6 +439,7 @@ impl Store {
         let tip = signed.last().expect("at least one accepted").tip();
         self.apply_and_commit(batch)?;
         st.heads.insert(origin.clone(), tip);
+        self.heads_moved.notify_all();
         st.commit(pending);
         let mut signed = signed.into_iter();
         Ok(refused
@@ -496,6 +512,9 @@ impl Store {
         }
         if dirty {
             self.apply_and_commit(batch)?;
+        }
+        if st.heads != heads {
+            self.heads_moved.notify_all();
         }
         st.heads = heads;
         st.quarantined = quarantined;

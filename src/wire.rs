@@ -116,7 +116,9 @@ const _: () = assert!(ENTRY_BYTES_MAX < (1 << 20), "decode limit must admit the 
 // ---- Replication messages (ALPN `ctix/1`) ----
 
 /// Protocol version carried in `Hello`; a peer with another version is disconnected.
-pub const PROTOCOL_VERSION: u32 = 1;
+/// 2: `Heads` lists only the origins that moved since the previous announcement on the connection
+/// (1 repeated every origin); pushes carry only the sender's own entries.
+pub const PROTOCOL_VERSION: u32 = 2;
 /// Most entries in one `Entries` message: bounds a frame (200 × 18.7 KiB < 4 MiB) and the work
 /// one message causes (one batch verification, one group commit).
 pub const ENTRIES_PER_MESSAGE_MAX: usize = 200;
