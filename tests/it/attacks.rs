@@ -228,20 +228,21 @@ fn line(text: &str, l: &str) -> bool {
 // ---- 1. replay ----
 
 /// The same signed entries relayed by two peers, and then replayed twice more by one of them,
-/// are stored once and relayed once, on real nodes.
+/// are stored once, and relayed only on request, once per request, on real nodes.
 ///
 /// Pins `Store::ingest`'s `Duplicate` outcome: an entry already held at its position with the
 /// same hash is neither written nor reported stored, so `node` counts it as a duplicate and does
-/// not pass it to `Sync::stored`, which would relay it again.
+/// not pass it to `Sync::stored`; and `Sync::stored`, which pushes only the node's own entries
+/// (another origin's are announced and pulled).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replayed_entries_are_stored_once_and_relayed_once() {
     let fed = dev_federation(&["at", "ee", "lt", "lv"]);
-    // ee–lt cut: ee's entries reach lt only through relays (lv, and the attacker at).
+    // ee–lt cut: ee's entries reach lt only through relays (lv by pull, and the attacker at).
     let ee = start_blocking(&fed, "ee", &["lt"]).await;
     let lt = start_blocking(&fed, "lt", &["ee"]).await;
     let lv = start(&fed, "lv").await;
     wait_connected(&lt, &["lv"]).await;
-    // at says it holds nothing, so lt relays everything new to it.
+    // at says it holds nothing: lt announces what it stores to at, and answers at's requests.
     let at = rogue(&fed, "at", &lt).await;
     let from_lt = inbox(&at);
     let mut stream = send(&at, &[hello()]).await;
@@ -265,17 +266,41 @@ async fn replayed_entries_are_stored_once_and_relayed_once() {
     let counts = lt.handle.store.counts();
     assert_eq!(counts.get(&(name("ee"), ctix::model::EntryKind::Indicator)), Some(&3));
     assert_eq!(lt.handle.store.head(&name("ee")), Some(sent[2].tip()));
-    // lt relayed each entry to at exactly once, although at sent them back twice.
-    let relayed: Vec<u64> = entries_of(&from_lt.lock().unwrap(), "ee").iter().map(|e| e.header.seq).collect();
-    assert_eq!(relayed, [1, 2, 3], "what lt relayed to at");
+    // lt pushed none of ee's entries to at (nor the replays back): it announced them.
+    let unasked = |msgs: &[Message]| -> Vec<Message> {
+        msgs.iter().filter(|m| matches!(m, Message::Entries { reply_to: None, .. })).cloned().collect()
+    };
+    let got = from_lt.lock().unwrap().clone();
+    assert_eq!(entries_of(&unasked(&got), "ee").len(), 0, "lt pushed entries it did not sign to at");
+    let announced = got
+        .iter()
+        .any(|m| matches!(m, Message::Heads { heads } if heads.iter().any(|h| h.origin == "ee" && h.seq == 3)));
+    assert!(announced, "lt did not announce ee's head 3 to at: {got:?}");
+    // Asked, lt answers with each entry once.
+    let request = Message::Request { id: 77, origin: "ee".into(), from_seq: 1, limit: 200 };
+    stream.write_all(&wire::encode_frame(&request)).await.unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let answer = loop {
+        let found = from_lt.lock().unwrap().iter().find_map(|m| match m {
+            Message::Entries { reply_to: Some(77), .. } => Some(m.clone()),
+            _ => None,
+        });
+        if let Some(m) = found {
+            break m;
+        }
+        assert!(std::time::Instant::now() < deadline, "lt did not answer at's request");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let relayed: Vec<u64> = entries_of(&[answer], "ee").iter().map(|e| e.header.seq).collect();
+    assert_eq!(relayed, [1, 2, 3], "lt's answer to at");
     // lv, which relayed them to lt, got none of them back.
     assert_eq!(status(&lv).await.counters.duplicates, 0, "lt relayed replays on to lv");
     stop_all(vec![ee, lt, lv]).await;
 }
 
 /// The same, on the sans-IO machine, where every message is counted: entries relayed by one peer
-/// and replayed twice by another that announced holding them are pushed once to the peer that
-/// lacks them, and never to the two that have them.
+/// and replayed twice by another that announced holding them are pushed to no peer (they are not
+/// lt's own), and announced once to each peer at the next heads interval.
 ///
 /// Pins `Sync::stored`'s per-peer belief (`known`, from `Hello` and from what was sent or
 /// received): an entry goes to a peer only if it is believed to hold exactly the predecessor.
@@ -314,14 +339,30 @@ fn replays_are_never_pushed_to_a_peer_that_has_them() {
         deliver(&mut lt, &mut log, "pl", push.clone());
     }
     assert_eq!(log.log(&name("ee")).len(), 3);
-    for (peer, want) in [("fi", vec![1, 2, 3]), ("lv", vec![]), ("pl", vec![])] {
+    lt.handle_timeout(1 + SyncConfig::default().heads_interval_ms);
+    while let Some(a) = lt.poll_action() {
+        if let Action::Send { to, msg } = a {
+            sent.push((to, msg));
+        }
+    }
+    for peer in ["fi", "lv", "pl"] {
         let pushed: Vec<u64> = sent
             .iter()
             .filter(|(to, m)| to.as_str() == peer && matches!(m, Message::Entries { reply_to: None, .. }))
             .flat_map(|(_, m)| entries_of(std::slice::from_ref(m), "ee"))
             .map(|e| e.header.seq)
             .collect();
-        assert_eq!(pushed, want, "ee's entries pushed to {peer}");
+        assert_eq!(pushed, Vec::<u64>::new(), "ee's entries pushed to {peer}");
+        let announced: Vec<Vec<(String, u64)>> = sent
+            .iter()
+            .filter_map(|(to, m)| match m {
+                Message::Heads { heads } if to.as_str() == peer => {
+                    Some(heads.iter().map(|h| (h.origin.clone(), h.seq)).collect())
+                }
+                _ => None,
+            })
+            .collect();
+        assert_eq!(announced, vec![vec![("ee".to_string(), 3)]], "heads announced to {peer}");
     }
 }
 
@@ -470,7 +511,11 @@ async fn junk_frames_close_only_the_offending_connection() {
     let cases: Vec<(&str, Vec<u8>, u32)> = vec![
         ("4 GiB length prefix", u32::MAX.to_be_bytes().to_vec(), close_code::FRAME_TOO_LARGE),
         ("10,000 junk frames", junk_flood, close_code::MALFORMED),
-        ("protocol version 2", frame(Message::Hello { version: 2, heads: vec![] }), close_code::PROTOCOL),
+        (
+            "another protocol version",
+            frame(Message::Hello { version: wire::PROTOCOL_VERSION + 1, heads: vec![] }),
+            close_code::PROTOCOL,
+        ),
         (
             "a non-member's head",
             frame(Message::Heads { heads: vec![WireHead { origin: "xx".into(), seq: 1, hash: [0; 32] }] }),
