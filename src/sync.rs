@@ -431,21 +431,14 @@ impl Sync {
                 // Only the origins that moved since the last announcement on this connection
                 // (`Hello` carried them all): the receiver raises what it knows, so an unchanged
                 // head need not be repeated, and an announcement costs O(changes), not O(members).
-                // A head the peer is known to hold already (it announced it, or we sent it the
-                // entry) is left out too: the announcement is there for the peer to pull what it
-                // lacks, and for either side to see a fork (an equal seq with another hash is
-                // still announced).
-                let holds = |o: &NodeName, t: &ChainTip| p.known.get(o).is_some_and(|k| k == t || k.seq > t.seq);
                 let changed: Vec<WireHead> = heads
                     .iter()
-                    .filter(|(o, t)| p.announced.get(*o) != Some(*t) && !holds(o, t))
+                    .filter(|(o, t)| p.announced.get(*o) != Some(*t))
                     .map(|(o, t)| WireHead { origin: o.to_string(), seq: t.seq, hash: t.hash })
                     .collect();
                 p.announced = heads.clone();
                 p.last_announce_ms = now;
-                if !changed.is_empty() {
-                    self.actions.push_back(Action::Send { to: name.clone(), msg: Message::Heads { heads: changed } });
-                }
+                self.actions.push_back(Action::Send { to: name.clone(), msg: Message::Heads { heads: changed } });
             }
         }
         if !self.wanted.is_empty() && now >= self.last_want_ms + self.cfg.want_bodies_interval_ms {
