@@ -833,30 +833,73 @@ fn scale(nodes: usize) -> String {
     )
 }
 
-/// Rows from `benches/medallion.sh`'s JSON (`CTIX_BENCH_MEDALLION`), if it ran.
+/// Rows from `benches/medallion.sh`'s JSON (`CTIX_BENCH_MEDALLION`), if it ran. medallion's read
+/// may be cut by the script's time budget: then its figure is over the objects it read, or, when
+/// it read none, an upper bound (N / budget) shown as "< X", and the ratio as a lower bound.
 fn medallion_rows() -> Vec<Row> {
     let Ok(path) = std::env::var("CTIX_BENCH_MEDALLION") else {
         return vec![row("TAXII vs medallion", "not run (scripts/bench.sh without --smoke)", "")];
     };
-    let text = match std::fs::read_to_string(&path) {
-        Ok(t) => t,
+    let v: Value = match std::fs::read_to_string(&path)
+        .map_err(|e| e.to_string())
+        .and_then(|t| serde_json::from_str(&t).map_err(|e| format!("not JSON ({e}): rerun benches/medallion.sh")))
+    {
+        Ok(v) => v,
         Err(e) => return vec![row("TAXII vs medallion", format!("no results ({path}: {e})"), "")],
     };
-    let v: Value = serde_json::from_str(&text).unwrap();
     let f = |who: &str, what: &str| v[who][what].as_f64().unwrap_or(f64::NAN);
     let client = v["client"].as_str().unwrap_or("taxii2-client");
     let n = v["objects"].as_u64().unwrap_or(0);
+    let budget = v["read_budget_s"].as_f64().unwrap_or(f64::NAN);
+    let read_objects = v["medallion"]["read_objects"].as_u64().unwrap_or(0);
+    let bound = v["medallion"]["read_upper_bound"].as_bool().unwrap_or(false);
+    let cut = v["medallion"]["budget_hit"].as_bool().unwrap_or(false);
     ["add", "read"]
         .iter()
         .map(|what| {
             let (c, m) = (f("ctix", what), f("medallion", what));
+            let (figure, value, ratio) = if *what == "add" {
+                (
+                    format!("TAXII add ({client}, {} obj., 1,000/envelope) objects/s, ctix / medallion", thousands(n)),
+                    format!("{c:.0} / {m:.0}"),
+                    format!("{:.1}×", c / m),
+                )
+            } else {
+                let note = if cut {
+                    format!("; medallion read {} of {} in {budget:.0} s budget", thousands(read_objects), thousands(n))
+                } else {
+                    String::new()
+                };
+                let (lt, gt) = if bound { ("< ", "> ") } else { ("", "") };
+                (
+                    format!(
+                        "TAXII read ({client}, {} obj., 1,000/page{note}) objects/s, ctix / medallion",
+                        thousands(n)
+                    ),
+                    format!("{c:.0} / {lt}{m:.0}"),
+                    format!("{gt}{:.1}×", c / m),
+                )
+            };
             Row {
-                figure: format!("TAXII {what} ({client}, {n} obj.) objects/s, ctix | medallion"),
-                value: format!("{c:.0} | {m:.0}"),
+                figure,
+                value,
                 limit: "".into(),
-                ratio: format!("{:.1}×", c / m),
+                ratio,
                 target: if *what == "add" { "≥ 20× medallion" } else { "≥ 1,000× medallion" }.into(),
             }
         })
         .collect()
+}
+
+/// A count with thousands separators, as the table's labels write them (10,000).
+fn thousands(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, ch) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(ch);
+    }
+    out
 }

@@ -415,6 +415,19 @@ pub fn import_bundle(json: &[u8]) -> Result<ImportReport, String> {
     import_objects(&parse_bundle(json)?, IMPORTED_BYTES_MAX)
 }
 
+/// Imports STIX objects already parsed as JSON (a TAXII envelope's `objects`), as
+/// [`import_bundle`] imports a bundle's, without serialising them into a bundle to parse again.
+/// Errs when there are over [`OBJECTS_MAX`] objects or their indicators are over the text limit.
+pub fn import_values(objects: &[Value]) -> Result<ImportReport, String> {
+    if objects.len() > OBJECTS_MAX {
+        return Err(format!(
+            "{} objects: at most {OBJECTS_MAX} are imported at once; split them into smaller sets",
+            objects.len()
+        ));
+    }
+    import_objects(objects, IMPORTED_BYTES_MAX)
+}
+
 /// Imports a bundle's objects, as long as the indicators hold at most `bytes_max` of text.
 fn import_objects(objects: &[Value], bytes_max: usize) -> Result<ImportReport, String> {
     let ctx = Context::new(objects);
@@ -1425,6 +1438,15 @@ mod tests {
             "the STIX export changed: rewrite the fixture with CTIX_WRITE_STIX_FIXTURE=1 cargo test --lib \
              interop::stix, then check it with stix2_validator tests/data/stix/sample-bundle.json"
         );
+    }
+
+    #[test]
+    fn parsed_objects_import_as_their_bundle_does() {
+        let bundle: Value = serde_json::from_str(PYTHON_FIXTURE).unwrap();
+        let objects = bundle["objects"].as_array().unwrap();
+        let from_bundle = import_bundle(PYTHON_FIXTURE.as_bytes()).unwrap();
+        assert!(!from_bundle.items.is_empty() && !from_bundle.skipped.is_empty(), "the fixture has both kinds");
+        assert_eq!(import_values(objects).unwrap(), from_bundle);
     }
 
     #[test]
