@@ -4,7 +4,7 @@ use std::process::ExitCode;
 
 /// mimalloc rather than glibc malloc: sled allocates and frees per record, and glibc's malloc
 /// and free took about a quarter of the CPU in `perf` profiles of ingest and catch-up
-/// (`BENCHMARKS.md`).
+/// (`BENCHMARKS.md`). Built with mimalloc's `no_thp` feature (`Cargo.toml` says why).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

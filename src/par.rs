@@ -3,10 +3,15 @@
 //! The node's blocking pool runs one batch at a time per node; a batch of thousands of entries
 //! spends most of its time in ed25519, which parallelises perfectly, so it is cut into one
 //! contiguous chunk per core and the results are put back in order.
+//!
+//! The chunks run on one fixed pool of threads started on first use and kept for the life of the
+//! process. Spawning fresh threads per batch (as this module first did) started about 100 threads
+//! in a 100,000-entry ingest; each left its allocator pages behind when it ended, and a node's
+//! peak RSS while ingesting was 2–3× its live heap (`scripts/bench.sh --only footprint`).
 
 /// Most threads one batch is spread over (the machine may have fewer cores; the target
-/// machine has 2). Each is a short-lived scoped thread, so this also bounds the threads a node
-/// runs at once for one batch.
+/// machine has 2). The pool has this many threads at most, so this also bounds the threads a
+/// process runs for batch work.
 pub const THREADS_MAX: usize = 4;
 /// Fewest items per chunk: below this, starting a thread costs more than the work it takes over
 /// (a thread start is about 20 µs, one ed25519 operation 20–50 µs).
@@ -18,13 +23,33 @@ pub fn threads_for(n: usize) -> usize {
     cores.min(THREADS_MAX).min(n / CHUNK_MIN).max(1)
 }
 
-/// `f` over `items` cut into contiguous chunks, one per thread (the first on the calling thread),
-/// results concatenated in input order. `f` must return one result per item.
+/// The process-wide pool for [`map_chunks`], or `None` where no thread could be started (then
+/// batches run on the calling thread).
+fn pool() -> Option<&'static rayon_core::ThreadPool> {
+    static POOL: std::sync::OnceLock<Option<rayon_core::ThreadPool>> = std::sync::OnceLock::new();
+    POOL.get_or_init(|| {
+        let cores = std::thread::available_parallelism().map_or(1, |c| c.get());
+        rayon_core::ThreadPoolBuilder::new()
+            .num_threads(cores.min(THREADS_MAX))
+            .thread_name(|i| format!("ctix-par-{i}"))
+            .build()
+            .inspect_err(
+                |e| tracing::warn!(error = %e, "could not start the batch thread pool: batches run on one core"),
+            )
+            .ok()
+    })
+    .as_ref()
+}
+
+/// `f` over `items` cut into contiguous chunks, one per pool thread, results concatenated in
+/// input order. `f` must return one result per item. A panic in `f` is passed on to the caller.
 pub fn map_chunks<T: Send, R: Send>(items: Vec<T>, f: impl Fn(Vec<T>) -> Vec<R> + Sync) -> Vec<R> {
     let threads = threads_for(items.len());
-    if threads <= 1 {
-        return f(items);
-    }
+    let pool = match pool() {
+        Some(pool) if threads > 1 => pool,
+        _ => return f(items),
+    };
+    debug_assert!(threads <= pool.current_num_threads());
     let per = items.len().div_ceil(threads);
     let mut chunks: Vec<Vec<T>> = Vec::with_capacity(threads);
     let mut rest = items;
@@ -35,20 +60,19 @@ pub fn map_chunks<T: Send, R: Send>(items: Vec<T>, f: impl Fn(Vec<T>) -> Vec<R> 
     }
     chunks.push(rest);
     let f = &f;
-    std::thread::scope(|s| {
-        let mut it = chunks.into_iter();
-        let first = it.next().expect("at least one chunk");
-        let handles: Vec<_> = it.map(|c| s.spawn(move || f(c))).collect();
-        let mut out = f(first);
-        for h in handles {
-            out.extend(h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)));
+    let mut outs: Vec<Vec<R>> = chunks.iter().map(|_| Vec::new()).collect();
+    pool.scope(|s| {
+        for (chunk, out) in chunks.into_iter().zip(outs.iter_mut()) {
+            s.spawn(move |_| *out = f(chunk));
         }
-        out
-    })
+    });
+    outs.into_iter().flatten().collect()
 }
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeSet;
+
     use super::*;
 
     #[test]
@@ -58,5 +82,35 @@ mod tests {
             let out = map_chunks(items, |c| c.into_iter().map(|x| x * 2).collect());
             assert_eq!(out, (0..n).map(|x| x * 2).collect::<Vec<_>>(), "n = {n}");
         }
+    }
+
+    #[test]
+    fn batches_run_on_the_pool_threads_every_time() {
+        let n = CHUNK_MIN * THREADS_MAX;
+        if threads_for(n) <= 1 {
+            return; // one core: batches run on the calling thread, no pool to check
+        }
+        let mut seen = BTreeSet::new();
+        for _ in 0..20 {
+            let out = map_chunks((0..n).collect::<Vec<_>>(), |c| {
+                let me = std::thread::current().name().unwrap_or_default().to_owned();
+                c.into_iter().map(|_| me.clone()).collect()
+            });
+            seen.extend(out);
+        }
+        let pool_size = pool().expect("pool started").current_num_threads();
+        assert!(seen.iter().all(|n| n.starts_with("ctix-par-")), "chunks ran outside the pool: {seen:?}");
+        assert!(seen.len() <= pool_size, "20 batches used {} threads, pool has {pool_size}", seen.len());
+    }
+
+    #[test]
+    fn a_panic_in_a_chunk_reaches_the_caller() {
+        let r = std::panic::catch_unwind(|| {
+            map_chunks((0..CHUNK_MIN * 4).collect::<Vec<usize>>(), |c| {
+                assert!(!c.contains(&(CHUNK_MIN * 4 - 1)), "boom");
+                c
+            })
+        });
+        assert!(r.is_err());
     }
 }
