@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use crate::model::NodeName;
 use crate::roster::Roster;
 use crate::sync::SyncConfig;
+use crate::textfile::LimitedReadError;
 
 /// Largest config file accepted.
 pub const CONFIG_FILE_BYTES_MAX: u64 = 1024 * 1024;
@@ -33,20 +34,12 @@ impl ConfigFile {
     /// nothing it points at is opened.
     pub fn read(path: &Path) -> Result<ConfigFile, ConfigError> {
         let p = path.display().to_string();
-        let meta = std::fs::metadata(path).map_err(|source| ConfigError::Read { path: p.clone(), source })?;
-        if meta.len() > CONFIG_FILE_BYTES_MAX {
-            return Err(ConfigError::Invalid { path: p, reason: format!("over {CONFIG_FILE_BYTES_MAX} bytes") });
-        }
-        // The size above may not hold for a special file (a FIFO, /dev/zero): read at most one
-        // byte over the limit whatever the metadata said.
-        let mut text = String::new();
-        let read = std::fs::File::open(path).and_then(|f| {
-            std::io::Read::read_to_string(&mut std::io::Read::take(f, CONFIG_FILE_BYTES_MAX + 1), &mut text)
-        });
-        read.map_err(|source| ConfigError::Read { path: p.clone(), source })?;
-        if text.len() as u64 > CONFIG_FILE_BYTES_MAX {
-            return Err(ConfigError::Invalid { path: p, reason: format!("over {CONFIG_FILE_BYTES_MAX} bytes") });
-        }
+        let text = crate::textfile::read_limited(path, CONFIG_FILE_BYTES_MAX).map_err(|e| match e {
+            LimitedReadError::Io(source) => ConfigError::Read { path: p.clone(), source },
+            LimitedReadError::TooLarge => {
+                ConfigError::Invalid { path: p.clone(), reason: format!("over {CONFIG_FILE_BYTES_MAX} bytes") }
+            }
+        })?;
         toml::from_str(&text).map_err(|e| ConfigError::Invalid { path: p, reason: e.to_string() })
     }
 }

@@ -24,6 +24,7 @@ pub mod roster;
 pub mod sim;
 pub mod store;
 pub mod sync;
+pub mod textfile;
 pub mod view;
 pub mod wire;
 

@@ -11,6 +11,7 @@ use ed25519_dalek::VerifyingKey;
 use serde::{Deserialize, Serialize};
 
 use crate::model::NodeName;
+use crate::textfile::LimitedReadError;
 
 /// Most members in one federation. QUIC connections are a full mesh, so this also bounds the
 /// connections a node holds; 64 covers every NATO and EU member state with room to spare.
@@ -150,20 +151,12 @@ impl Roster {
 
     pub fn load(path: &Path) -> Result<Roster, RosterError> {
         let p = path.display().to_string();
-        let meta = std::fs::metadata(path).map_err(|source| RosterError::Read { path: p.clone(), source })?;
-        if meta.len() > ROSTER_FILE_BYTES_MAX {
-            return Err(RosterError::Invalid { path: p, reason: format!("over {ROSTER_FILE_BYTES_MAX} bytes") });
-        }
-        // The size above may not hold for a special file (a FIFO, /dev/zero): read at most one
-        // byte over the limit whatever the metadata said.
-        let mut text = String::new();
-        let read = std::fs::File::open(path).and_then(|f| {
-            std::io::Read::read_to_string(&mut std::io::Read::take(f, ROSTER_FILE_BYTES_MAX + 1), &mut text)
-        });
-        read.map_err(|source| RosterError::Read { path: p.clone(), source })?;
-        if text.len() as u64 > ROSTER_FILE_BYTES_MAX {
-            return Err(RosterError::Invalid { path: p, reason: format!("over {ROSTER_FILE_BYTES_MAX} bytes") });
-        }
+        let text = crate::textfile::read_limited(path, ROSTER_FILE_BYTES_MAX).map_err(|e| match e {
+            LimitedReadError::Io(source) => RosterError::Read { path: p.clone(), source },
+            LimitedReadError::TooLarge => {
+                RosterError::Invalid { path: p.clone(), reason: format!("over {ROSTER_FILE_BYTES_MAX} bytes") }
+            }
+        })?;
         Roster::from_toml(&text).map_err(|reason| RosterError::Invalid { path: p, reason })
     }
 
