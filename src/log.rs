@@ -125,6 +125,22 @@ pub struct AuthenticEntry {
     body: Option<Body>,
 }
 
+/// One of our own entries chained but not yet signed (`VerifiedEntry::chain_own`).
+pub struct Unsigned {
+    header: EntryHeader,
+    input: Vec<u8>,
+    hash: Hash,
+    body_bytes: Vec<u8>,
+    body: Body,
+}
+
+impl Unsigned {
+    /// The position and hash the entry will have once signed.
+    pub fn tip(&self) -> ChainTip {
+        ChainTip { seq: self.header.seq, hash: self.hash }
+    }
+}
+
 /// An authentic entry at a checked chain position.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VerifiedEntry {
@@ -233,6 +249,13 @@ impl VerifiedEntry {
         created_ms: u64,
         bodies: Vec<Body>,
     ) -> Vec<Self> {
+        let unsigned = Self::chain_own(origin, prev, created_ms, bodies);
+        crate::par::map_chunks(unsigned, |chunk| Self::sign_chained(key, chunk))
+    }
+
+    /// The first, sequential half of `sign_own_many`: each body's header, chained after `prev`.
+    /// Nothing here is secret or slow (two SHA-256 per entry).
+    pub fn chain_own(origin: &NodeName, prev: Option<&ChainTip>, created_ms: u64, bodies: Vec<Body>) -> Vec<Unsigned> {
         let mut tip = prev.copied();
         let mut unsigned = Vec::with_capacity(bodies.len());
         for body in bodies {
@@ -249,18 +272,22 @@ impl VerifiedEntry {
             let input = header.signing_input();
             let hash = crypto::sha256(&input);
             tip = Some(ChainTip { seq: header.seq, hash });
-            unsigned.push((header, input, hash, body_bytes, body));
+            unsigned.push(Unsigned { header, input, hash, body_bytes, body });
         }
-        crate::par::map_chunks(unsigned, |chunk| {
-            chunk
-                .into_iter()
-                .map(|(header, input, hash, body_bytes, body)| {
-                    let signature = crypto::sign_input(key, &input);
-                    let entry = SignedEntry { header, signature, body: Some(body_bytes) };
-                    VerifiedEntry { inner: AuthenticEntry { entry, hash, body: Some(body) } }
-                })
-                .collect()
-        })
+        unsigned
+    }
+
+    /// The second half of `sign_own_many`: signs chained headers (any contiguous run of them, on
+    /// any thread).
+    pub fn sign_chained(key: &SigningKey, chained: Vec<Unsigned>) -> Vec<Self> {
+        chained
+            .into_iter()
+            .map(|u| {
+                let signature = crypto::sign_input(key, &u.input);
+                let entry = SignedEntry { header: u.header, signature, body: Some(u.body_bytes) };
+                VerifiedEntry { inner: AuthenticEntry { entry, hash: u.hash, body: Some(u.body) } }
+            })
+            .collect()
     }
 
     /// Rebuilds a verified entry read back from our own store, where it was written only after

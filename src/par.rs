@@ -69,6 +69,16 @@ pub fn map_chunks<T: Send, R: Send>(items: Vec<T>, f: impl Fn(Vec<T>) -> Vec<R> 
     outs.into_iter().flatten().collect()
 }
 
+/// Runs `a` and `b` at the same time on two pool threads (one after the other on the calling
+/// thread where there is no pool or only one core), for a pipeline that works on one batch while
+/// it prepares the next. A panic in either is passed on to the caller.
+pub fn join<RA: Send, RB: Send>(a: impl FnOnce() -> RA + Send, b: impl FnOnce() -> RB + Send) -> (RA, RB) {
+    match pool() {
+        Some(pool) if pool.current_num_threads() > 1 => pool.join(a, b),
+        _ => (a(), b()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::collections::BTreeSet;

@@ -8,15 +8,21 @@
 //!
 //! Keys (`name` = one length byte, then the node name; integers big-endian):
 //! - `E name seq` → encoded entry (`wire::WireEntry`)
-//! - `C content_id name seq` → empty: indicators by content id, across origins
 //! - `R name target_seq` → seq of the retraction that revoked `name:target_seq`
 //! - `S name seq sighter_name sighter_seq` → sighting count (u32)
 //! - `F name seq hash` → encoded entry: fork evidence, never overwritten
 //! - `A arrival` → `name seq added_us`: every entry in the order this node stored it (stable
 //!   query and export cursors), with the time it was added here in µs since the epoch, strictly
 //!   increasing with the arrival number (TAXII's `date_added`); `N name seq` → arrival, its reverse
-//! - `X uuid` → `name seq`: indicators and sightings by the UUID of their STIX id
-//!   (`interop::entry_uuid`), for TAXII's object lookups
+//! - `H block` → lookup hints for the arrivals `block * HINT_BLOCK_SLOTS ..` (one slot of
+//!   `HINT_SLOT_BYTES` per arrival: the first 8 bytes of an indicator's content id, then the
+//!   first 8 of the UUID of an indicator's or sighting's STIX id (`interop::entry_uuid`); zeros
+//!   where there is none). Queries by exact value and TAXII's object lookups scan these and
+//!   confirm each hit against the entry. They replace the per-entry `C` and `X` index rows of
+//!   format 2: those random keys cost about two thirds of a group commit's sled time (see
+//!   BENCHMARKS.md), while a few hint rows per commit, written where arrivals are written, cost
+//!   next to nothing. A lookup reads `arrivals / HINT_BLOCK_SLOTS` rows (about 8,000 at 1,000,000
+//!   entries): fine for the one-at-a-time lookups of an analyst or a TAXII client.
 //! - `K name kind` → u64: number of entries per origin and kind
 //! - `W name seq` → empty: redacted stubs of audience-restricted entries (bodies someone may want)
 //! - `Q name` → seq at which the origin was found forked (quarantine marker)
@@ -41,12 +47,21 @@ pub use format::UPGRADE_BATCH_ROWS;
 pub const TREE_LOG: &str = "log-1";
 /// The on-disk format this build writes; older formats are upgraded in place at open
 /// (`store/format.rs` has the history).
-pub const FORMAT_VERSION: u32 = 2;
+pub const FORMAT_VERSION: u32 = 3;
 /// Most entries appended or ingested in one group commit: bounds the memory of one sled batch
 /// and the latency every request in the group waits for.
 pub const BATCH_ENTRIES_MAX: usize = 10_000;
 /// Most entries returned by one range read (one sync response is smaller still).
 pub const RANGE_ENTRIES_MAX: usize = 10_000;
+/// Arrivals per `H` row (see module docs): a lookup reads one row per this many arrivals, and a
+/// commit of one entry rewrites up to this many slots.
+pub const HINT_BLOCK_SLOTS: u64 = 128;
+/// Bytes of one arrival's slot in an `H` row: 8 of the content id, 8 of the STIX id's UUID.
+pub const HINT_SLOT_BYTES: usize = 16;
+/// Entries per sled batch when an append signs and writes in a pipeline (`sign_and_write`):
+/// small enough that signing the next chunk and writing this one take turns often, large
+/// enough that a chunk's batch overhead is small.
+pub const PIPELINE_ENTRIES: usize = 128;
 /// Default sled page cache. sled's own default (1 GiB) is far more than a node needs; 64 MiB
 /// holds about 200,000 entries' hot pages.
 pub const CACHE_BYTES_DEFAULT: u64 = 64 * 1024 * 1024;
@@ -451,15 +466,13 @@ impl Store {
         if accepted.is_empty() {
             return Ok(refused.into_iter().map(|e| Err(e.expect("all refused"))).collect());
         }
-        // Pass 2: sign them all (in parallel), then write them in chain order.
-        let signed = VerifiedEntry::sign_own_many(key, origin, head.as_ref(), now_ms, accepted);
-        let mut batch = sled::Batch::default();
+        // Pass 2: chain them (sequential and cheap), then sign and write them (see
+        // `sign_and_write`), then make everything durable with one flush and fsync.
+        let unsigned = VerifiedEntry::chain_own(origin, head.as_ref(), now_ms, accepted);
+        let tip = unsigned.last().expect("at least one accepted").tip();
         let mut pending = st.pending();
-        for v in &signed {
-            self.write_entry(&mut batch, &mut pending, v, false)?;
-        }
-        let tip = signed.last().expect("at least one accepted").tip();
-        self.apply_and_commit(batch)?;
+        let signed = self.sign_and_write(key, unsigned, &mut pending)?;
+        self.commit_or_fail()?;
         st.heads.insert(origin.clone(), tip);
         self.heads_moved.notify_all();
         st.commit(pending);
@@ -533,6 +546,7 @@ impl Store {
             outcomes.push(outcome);
         }
         if dirty {
+            put_hints(&mut batch, &mut pending);
             self.apply_and_commit(batch)?;
         }
         if st.heads != heads {
@@ -563,7 +577,15 @@ impl Store {
 
     /// Entries of `origin` from `from_seq` on, at most `limit` (capped at `RANGE_ENTRIES_MAX`).
     pub fn range(&self, origin: &NodeName, from_seq: u64, limit: usize) -> Result<Vec<VerifiedEntry>, StoreError> {
-        let limit = limit.min(RANGE_ENTRIES_MAX);
+        // Never past the durable head: rows of a group commit are in sled a moment before they
+        // are durable, and an entry of ours sent on and then lost in a crash would be re-signed
+        // differently (a fork of our own log).
+        let Some(head) = self.head(origin) else { return Ok(Vec::new()) };
+        let limit =
+            limit.min(RANGE_ENTRIES_MAX).min(head.seq.saturating_sub(from_seq.max(1)).saturating_add(1) as usize);
+        if from_seq > head.seq {
+            return Ok(Vec::new());
+        }
         let start = entry_key(origin, from_seq.max(1));
         let end = entry_key(origin, u64::MAX);
         let mut out = Vec::with_capacity(limit.min(1024));
@@ -588,16 +610,46 @@ impl Store {
         }
     }
 
-    /// Indicator entries (of every origin) with this content id.
+    /// Indicator entries (of every origin) with this content id, ordered by origin and seq.
     pub fn by_content(&self, cid: &Hash) -> Result<Vec<EntryId>, StoreError> {
-        let mut prefix = vec![b'C'];
-        prefix.extend_from_slice(cid);
+        let mut out: Vec<EntryId> = self.content_arrivals(cid)?.into_iter().map(|(_, id)| id).collect();
+        out.sort_by(|a, b| (a.origin.as_str(), a.seq).cmp(&(b.origin.as_str(), b.seq)));
+        Ok(out)
+    }
+
+    /// The arrivals of indicators with this content id, in arrival order: the `H` hits whose
+    /// entry really has it.
+    fn content_arrivals(&self, cid: &Hash) -> Result<Vec<(u64, EntryId)>, StoreError> {
+        let want: [u8; 8] = cid[..8].try_into().expect("a hash has 32 bytes");
         let mut out = Vec::new();
-        for kv in self.log.scan_prefix(&prefix) {
-            let (k, _) = kv.map_err(|e| self.sled_err(e))?;
-            let (origin, seq, _) =
-                split_name_seq(&k[prefix.len()..]).ok_or_else(|| self.corrupt("content index key".into()))?;
-            out.push(EntryId { origin, seq });
+        for n in self.hint_hits(0, &want)? {
+            let Some(a) = self.arrival_at(n)? else { continue };
+            let confirmed = matches!(self.get(&a.id)?, Some(v) if matches!(v.body(), Some(Body::Indicator(i)) if i.content_id() == *cid));
+            if confirmed {
+                out.push((n, a.id));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Arrival numbers whose `H` slot holds `want` at byte `at` (0: content id, 8: STIX UUID).
+    fn hint_hits(&self, at: usize, want: &[u8; 8]) -> Result<Vec<u64>, StoreError> {
+        let mut out = Vec::new();
+        for kv in self.log.scan_prefix(b"H") {
+            let (k, v) = kv.map_err(|e| self.sled_err(e))?;
+            let block = k
+                .get(1..9)
+                .and_then(|b| b.try_into().ok())
+                .map(u64::from_be_bytes)
+                .ok_or_else(|| self.corrupt("hint key".into()))?;
+            if v.len() % HINT_SLOT_BYTES != 0 || v.len() > HINT_SLOT_BYTES * HINT_BLOCK_SLOTS as usize {
+                return Err(self.corrupt(format!("hint row {block} of {} bytes", v.len())));
+            }
+            for (i, slot) in v.chunks_exact(HINT_SLOT_BYTES).enumerate() {
+                if slot[at..at + 8] == want[..] {
+                    out.push(block * HINT_BLOCK_SLOTS + i as u64);
+                }
+            }
         }
         Ok(out)
     }
@@ -667,17 +719,14 @@ impl Store {
     pub fn query(&self, q: &Query) -> Result<QueryPage, StoreError> {
         let limit = q.limit.clamp(1, QUERY_LIMIT_MAX);
         let mut items = Vec::new();
-        // A type and value pick the few candidates from the content index.
+        // A type and value pick the few candidates from the lookup hints.
         if let (Some(t), Some(v)) = (q.itype, &q.value) {
-            let mut cands = Vec::new();
-            for id in self.by_content(&crate::model::content_id(t, v))? {
-                if let Some(a) = self.arrival_of(&id)?
-                    && a > q.after
-                {
-                    cands.push((a, id));
-                }
-            }
-            cands.sort();
+            let mut cands: Vec<(u64, EntryId)> = self
+                .content_arrivals(&crate::model::content_id(t, v))?
+                .into_iter()
+                .filter(|(a, _)| *a > q.after)
+                .collect();
+            cands.sort_by_key(|(a, _)| *a);
             let more = cands.len() > limit;
             let mut last = q.after;
             for (a, id) in cands.into_iter().take(limit) {
@@ -762,18 +811,17 @@ impl Store {
 
     /// The indicator or sighting whose STIX id has this UUID (`interop::entry_uuid`).
     pub fn by_stix_uuid(&self, uuid: &uuid::Uuid) -> Result<Option<EntryId>, StoreError> {
-        let mut k = vec![b'X'];
-        k.extend_from_slice(uuid.as_bytes());
-        match self.log.get(k).map_err(|e| self.sled_err(e))? {
-            None => Ok(None),
-            Some(v) => {
-                let (origin, seq, rest) = split_name_seq(&v).ok_or_else(|| self.corrupt("stix id row".into()))?;
-                if !rest.is_empty() {
-                    return Err(self.corrupt("stix id row".into()));
-                }
-                Ok(Some(EntryId { origin, seq }))
+        let want: [u8; 8] = uuid.as_bytes()[..8].try_into().expect("a UUID has 16 bytes");
+        for n in self.hint_hits(8, &want)? {
+            let Some(a) = self.arrival_at(n)? else { continue };
+            let Some(v) = self.get(&a.id)? else { continue };
+            if crate::interop::stix_type_of(v.header().kind)
+                .is_some_and(|t| crate::interop::entry_uuid(t, &a.id) == *uuid)
+            {
+                return Ok(Some(a.id));
             }
         }
+        Ok(None)
     }
 
     /// The arrival number of an entry held here.
@@ -946,12 +994,68 @@ impl Store {
     /// disk ahead of the in-memory heads, so the store refuses every later write (see `Failed`).
     fn apply_and_commit(&self, batch: sled::Batch) -> Result<(), StoreError> {
         self.log.apply_batch(batch).map_err(|e| self.sled_err(e))?;
-        if let Err(e) = self.commit() {
-            tracing::error!(error = %e, "commit failed after a batch was applied: refusing further writes");
-            *self.failed.lock().unwrap_or_else(|p| p.into_inner()) = Some(e.to_string());
-            return Err(e);
+        self.commit_or_fail()
+    }
+
+    /// Makes what was applied durable, or refuses every later write (see `apply_and_commit`).
+    fn commit_or_fail(&self) -> Result<(), StoreError> {
+        self.commit().inspect_err(|e| self.fail(e))
+    }
+
+    /// Refuses every later write: something was applied that may not be durable.
+    fn fail(&self, e: &StoreError) {
+        tracing::error!(error = %e, "a write failed after part of a batch was applied: refusing further writes");
+        *self.failed.lock().unwrap_or_else(|p| p.into_inner()) = Some(e.to_string());
+    }
+
+    /// Signs chained entries of our own and writes them into sled (not yet durable), in chunks
+    /// of `PIPELINE_ENTRIES`: while one pool thread signs a chunk, another writes the chunk
+    /// signed before it, so signing (about a third of an append's time) overlaps sled's work
+    /// instead of adding to it. Each chunk is one sled batch; a crash between two leaves a prefix
+    /// of the chain, none of it acknowledged. A failure once a chunk was written fails the store
+    /// (`fail`), as a failed commit does.
+    fn sign_and_write(
+        &self,
+        key: &SigningKey,
+        unsigned: Vec<log::Unsigned>,
+        pending: &mut Pending,
+    ) -> Result<Vec<VerifiedEntry>, StoreError> {
+        let total = unsigned.len();
+        let mut chunks = split_into(unsigned, PIPELINE_ENTRIES);
+        chunks.reverse();
+        let first = chunks.pop().unwrap_or_default();
+        let mut current = crate::par::map_chunks(first, |c| VerifiedEntry::sign_chained(key, c));
+        let mut out = Vec::with_capacity(total);
+        loop {
+            let (next, written) = match chunks.pop() {
+                None => (None, self.write_chunk(&current, pending)),
+                Some(next) => crate::par::join(
+                    || Some(VerifiedEntry::sign_chained(key, next)),
+                    || self.write_chunk(&current, pending),
+                ),
+            };
+            if let Err(e) = written {
+                if !out.is_empty() {
+                    self.fail(&e);
+                }
+                return Err(e);
+            }
+            out.append(&mut current);
+            match next {
+                Some(n) => current = n,
+                None => return Ok(out),
+            }
         }
-        Ok(())
+    }
+
+    /// Writes entries and their rows as one sled batch (not yet durable).
+    fn write_chunk(&self, entries: &[VerifiedEntry], pending: &mut Pending) -> Result<(), StoreError> {
+        let mut batch = sled::Batch::default();
+        for v in entries {
+            self.write_entry(&mut batch, pending, v, false)?;
+        }
+        put_hints(&mut batch, pending);
+        self.log.apply_batch(batch).map_err(|e| self.sled_err(e))
     }
 
     /// Makes everything written so far durable (see module docs).
@@ -1055,21 +1159,10 @@ impl Store {
             batch.insert(arrival_key(arrival), row);
             batch.insert(n_key, &arrival.to_be_bytes());
             pending.arrivals.insert((h.origin.clone(), h.seq), arrival);
-        }
-        if let Some(object_type) = crate::interop::stix_type_of(h.kind) {
-            let mut k = vec![b'X'];
-            k.extend_from_slice(crate::interop::entry_uuid(object_type, &v.id()).as_bytes());
-            let mut name_seq = Vec::with_capacity(42);
-            put_name_seq(&mut name_seq, &h.origin, h.seq);
-            batch.insert(k, name_seq);
+            self.set_hint(pending, arrival, &hint_slot(v))?;
         }
         match v.body() {
-            Some(Body::Indicator(ind)) => {
-                let mut k = vec![b'C'];
-                k.extend_from_slice(&ind.content_id());
-                put_name_seq(&mut k, &h.origin, h.seq);
-                batch.insert(k, &[]);
-            }
+            Some(Body::Indicator(_)) | None => {}
             Some(Body::Retraction(r)) => {
                 let target = EntryId { origin: h.origin.clone(), seq: r.target_seq };
                 let known = self.is_indicator(&target, pending);
@@ -1095,7 +1188,6 @@ impl Store {
                 }
                 batch.insert(drill_record_key(&drill, &own), &[]);
             }
-            None => {}
         }
         if let Audience::Only(_) = h.audience {
             let mut k = vec![b'W'];
@@ -1108,6 +1200,24 @@ impl Store {
         }
         pending.kinds.insert((h.origin.clone(), h.seq), h.kind);
         pending.entries.insert((h.origin.clone(), h.seq), Held::of(v));
+        Ok(())
+    }
+
+    /// Puts an arrival's slot into its `H` row as this batch will write it.
+    fn set_hint(&self, pending: &mut Pending, arrival: u64, slot: &[u8; HINT_SLOT_BYTES]) -> Result<(), StoreError> {
+        let block = arrival / HINT_BLOCK_SLOTS;
+        let row = match pending.hints.entry(block) {
+            std::collections::btree_map::Entry::Occupied(o) => o.into_mut(),
+            std::collections::btree_map::Entry::Vacant(v) => {
+                let held = self.log.get(hint_key(block)).map_err(|e| self.sled_err(e))?;
+                v.insert(held.map(|h| h.to_vec()).unwrap_or_default())
+            }
+        };
+        let at = (arrival % HINT_BLOCK_SLOTS) as usize * HINT_SLOT_BYTES;
+        if row.len() < at + HINT_SLOT_BYTES {
+            row.resize(at + HINT_SLOT_BYTES, 0);
+        }
+        row[at..at + HINT_SLOT_BYTES].copy_from_slice(slot);
         Ok(())
     }
 
@@ -1229,6 +1339,8 @@ struct Pending {
     added_us: u64,
     clock_us: u64,
     arrivals: HashMap<(NodeName, u64), u64>,
+    /// `H` rows touched by this batch, by block, as they will be written (`put_hints`).
+    hints: BTreeMap<u64, Vec<u8>>,
     /// Entries per (origin, kind), including this batch.
     counts: BTreeMap<(NodeName, u8), u64>,
 }
@@ -1273,6 +1385,45 @@ fn split_name_seq(k: &[u8]) -> Option<(NodeName, u64, &[u8])> {
     let (name, rest) = split_name(k)?;
     let seq = u64::from_be_bytes(rest.get(..8)?.try_into().ok()?);
     Some((name, seq, &rest[8..]))
+}
+
+/// The `H` slot of an entry (see module docs).
+fn hint_slot(v: &VerifiedEntry) -> [u8; HINT_SLOT_BYTES] {
+    let mut slot = [0u8; HINT_SLOT_BYTES];
+    if let Some(Body::Indicator(ind)) = v.body() {
+        slot[..8].copy_from_slice(&ind.content_id()[..8]);
+    }
+    if let Some(t) = crate::interop::stix_type_of(v.header().kind) {
+        slot[8..].copy_from_slice(&crate::interop::entry_uuid(t, &v.id()).as_bytes()[..8]);
+    }
+    slot
+}
+
+/// `items` cut into consecutive runs of at most `n` (none for no items).
+fn split_into<T>(mut items: Vec<T>, n: usize) -> Vec<Vec<T>> {
+    let mut out = Vec::with_capacity(items.len().div_ceil(n));
+    while items.len() > n {
+        let rest = items.split_off(n);
+        out.push(std::mem::replace(&mut items, rest));
+    }
+    if !items.is_empty() {
+        out.push(items);
+    }
+    out
+}
+
+/// Moves the `H` rows a batch touched into it.
+fn put_hints(batch: &mut sled::Batch, pending: &mut Pending) {
+    for (block, row) in std::mem::take(&mut pending.hints) {
+        batch.insert(hint_key(block), row);
+    }
+}
+
+fn hint_key(block: u64) -> Vec<u8> {
+    let mut k = Vec::with_capacity(9);
+    k.push(b'H');
+    k.extend_from_slice(&block.to_be_bytes());
+    k
 }
 
 fn entry_key(origin: &NodeName, seq: u64) -> Vec<u8> {

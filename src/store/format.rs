@@ -11,6 +11,10 @@
 //! - **2**: every row of the module docs of `store`, and the `M` markers below. A format-1 build
 //!   ignores `Mown-head-unconfirmed` and would sign over a restored log, which is why the format
 //!   changed: such a build refuses a format-2 store ("has format 2, this build reads format 1").
+//! - **3**: the per-entry content index (`C content_id name seq`) and STIX id index (`X uuid`)
+//!   are replaced by the `H` lookup-hint rows, one per `HINT_BLOCK_SLOTS` arrivals (see `store`).
+//!   A format-2 build would find neither index filled for new entries, hence the new version.
+//!   The upgrade builds the `H` rows from the arrival rows and entries, then drops `C` and `X`.
 //!
 //! The upgrade is crash-safe: every step only adds rows derived from `E` rows, or rewrites a row
 //! into the form it would have had, so running it again after a crash redoes nothing wrong; the
@@ -18,7 +22,10 @@
 
 use std::collections::BTreeMap;
 
-use super::{FORMAT_VERSION, Store, StoreError, arrival_key, put_name, put_name_seq, split_name_seq};
+use super::{
+    FORMAT_VERSION, HINT_BLOCK_SLOTS, Store, StoreError, arrival_key, hint_key, hint_slot, put_name, put_name_seq,
+    split_name_seq,
+};
 use crate::model::{EntryId, EntryKind};
 
 /// The format version record (u32 big-endian). Kept in `log-1`, where format-1 builds look for
@@ -62,10 +69,21 @@ impl Store {
         match found {
             FORMAT_VERSION => Ok(Opened::Current),
             v if v > FORMAT_VERSION => Err(StoreError::Format { dir: self.dir.display().to_string(), found: v }),
-            1 => {
-                tracing::info!(dir = %self.dir.display(), "upgrading the store from format 1 to {FORMAT_VERSION}");
+            v @ (1 | 2) => {
+                tracing::info!(dir = %self.dir.display(), "upgrading the store from format {v} to {FORMAT_VERSION}");
                 let (rows, crash_after) = upgrade_params();
-                self.upgrade_from_1(rows, crash_after)?;
+                let mut up = Upgrade {
+                    store: self,
+                    batch: sled::Batch::default(),
+                    rows: 0,
+                    batch_rows: rows,
+                    batches: 0,
+                    crash_after,
+                };
+                if v == 1 {
+                    self.upgrade_from_1(&mut up)?;
+                }
+                self.upgrade_from_2(&mut up)?;
                 self.set_format(FORMAT_VERSION)?;
                 tracing::info!(dir = %self.dir.display(), "store upgraded to format {FORMAT_VERSION}");
                 Ok(Opened::Upgraded)
@@ -116,12 +134,10 @@ impl Store {
         self.commit()
     }
 
-    /// Rebuilds what format 1 may lack (see module docs), `batch_rows` rows per batch.
-    /// `crash_after`: tests stop after that many batches, as a crash would.
-    pub(super) fn upgrade_from_1(&self, batch_rows: usize, crash_after: Option<usize>) -> Result<(), StoreError> {
-        let mut up =
-            Upgrade { store: self, batch: sled::Batch::default(), rows: 0, batch_rows, batches: 0, crash_after };
-        // 1. The STIX id index, and the counts per origin and kind, from the entries.
+    /// Rebuilds what format 1 may lack (see module docs), into format 2 but for the STIX id
+    /// index, which format 3 replaces (`upgrade_from_2`).
+    fn upgrade_from_1(&self, up: &mut Upgrade<'_>) -> Result<(), StoreError> {
+        // 1. The counts per origin and kind, from the entries.
         let mut counts: BTreeMap<Vec<u8>, u64> = BTreeMap::new();
         for kv in self.log.scan_prefix(b"E") {
             let (k, v) = kv.map_err(|e| self.sled_err(e))?;
@@ -131,13 +147,6 @@ impl Store {
             put_name(&mut ck, &h.origin);
             ck.push(h.kind);
             *counts.entry(ck).or_default() += 1;
-            if let Some(t) = crate::interop::stix_type_of(h.kind) {
-                let mut xk = vec![b'X'];
-                xk.extend_from_slice(crate::interop::entry_uuid(t, &e.id()).as_bytes());
-                let mut row = Vec::with_capacity(42);
-                put_name_seq(&mut row, &h.origin, h.seq);
-                up.insert(xk, row)?;
-            }
         }
         for kv in self.log.scan_prefix(b"K") {
             let (k, _) = kv.map_err(|e| self.sled_err(e))?;
@@ -202,6 +211,42 @@ impl Store {
             up.flush_if_full()?;
         }
         up.flush()?;
+        Ok(())
+    }
+
+    /// Format 2 to 3: the `H` rows from the arrival rows and their entries (each row written
+    /// whole, once its block is complete), then the `C` and `X` rows dropped. A re-run after a
+    /// crash writes the same `H` rows again and drops what is left.
+    fn upgrade_from_2(&self, up: &mut Upgrade<'_>) -> Result<(), StoreError> {
+        let mut block: Option<(u64, Vec<u8>)> = None;
+        for kv in self.log.scan_prefix(b"A") {
+            let (k, v) = kv.map_err(|e| self.sled_err(e))?;
+            let a = self.parse_arrival(&k, &v)?;
+            let e = self
+                .get(&a.id)?
+                .ok_or_else(|| self.corrupt(format!("arrival row names {}, which is not held", a.id)))?;
+            let b = a.arrival / HINT_BLOCK_SLOTS;
+            if block.as_ref().is_some_and(|(at, _)| *at != b)
+                && let Some((at, row)) = block.take()
+            {
+                up.insert(hint_key(at), row)?;
+            }
+            let (_, row) = block.get_or_insert_with(|| (b, Vec::new()));
+            let at = (a.arrival % HINT_BLOCK_SLOTS) as usize * super::HINT_SLOT_BYTES;
+            row.resize(at + super::HINT_SLOT_BYTES, 0);
+            row[at..].copy_from_slice(&hint_slot(&e));
+        }
+        if let Some((at, row)) = block {
+            up.insert(hint_key(at), row)?;
+        }
+        up.flush()?;
+        for prefix in [b"C", b"X"] {
+            for kv in self.log.scan_prefix(prefix) {
+                let (k, _) = kv.map_err(|e| self.sled_err(e))?;
+                up.remove(k.to_vec())?;
+            }
+            up.flush()?;
+        }
         Ok(())
     }
 
@@ -309,14 +354,46 @@ mod tests {
         store.append_local(&key, &ee(), vec![retraction], T0 + 8_000).unwrap();
     }
 
-    /// Rewrites a current store into format 1 as the builds before format 2 wrote it: `Mformat`
-    /// 1, arrival rows without `added_us`, no STIX index, no markers. `oldest`: also without
-    /// the arrival index and counts (the first format-1 builds).
-    fn make_format1(dir: &Path, oldest: bool) {
+    /// Rewrites a current store into format 2 as the builds before format 3 wrote it: no `H`
+    /// rows, a `C` row per indicator and an `X` row per indicator and sighting.
+    fn make_format2(dir: &Path) {
         {
             let store = Store::open(dir, &StoreOptions::default()).unwrap();
             fill(&store);
         }
+        let db = open_sled(dir, CACHE_BYTES_DEFAULT).unwrap();
+        let log = db.open_tree(TREE_LOG).unwrap();
+        for kv in log.scan_prefix(b"H") {
+            log.remove(kv.unwrap().0).unwrap();
+        }
+        let store_rows: Vec<_> = log.scan_prefix(b"E").map(|kv| kv.unwrap()).collect();
+        for (_, v) in store_rows {
+            let e = crate::log::SignedEntry::decode(&v).unwrap();
+            let h = &e.header;
+            let id = EntryId { origin: h.origin.clone(), seq: h.seq };
+            let mut name_seq = Vec::new();
+            put_name_seq(&mut name_seq, &h.origin, h.seq);
+            if let Some(t) = crate::interop::stix_type_of(h.kind) {
+                let mut xk = vec![b'X'];
+                xk.extend_from_slice(crate::interop::entry_uuid(t, &id).as_bytes());
+                log.insert(xk, name_seq.clone()).unwrap();
+            }
+            if let Some(Body::Indicator(i)) = e.body.as_deref().map(|b| crate::wire::decode_body(b).unwrap()) {
+                let mut ck = vec![b'C'];
+                ck.extend_from_slice(&i.content_id());
+                ck.extend_from_slice(&name_seq);
+                log.insert(ck, &[]).unwrap();
+            }
+        }
+        log.insert(KEY_FORMAT, &2u32.to_be_bytes()).unwrap();
+        db.flush().unwrap();
+    }
+
+    /// Rewrites a current store into format 1 as the builds before format 2 wrote it: `Mformat`
+    /// 1, arrival rows without `added_us`, no STIX index, no markers. `oldest`: also without
+    /// the arrival index and counts (the first format-1 builds).
+    fn make_format1(dir: &Path, oldest: bool) {
+        make_format2(dir);
         let db = open_sled(dir, CACHE_BYTES_DEFAULT).unwrap();
         let log = db.open_tree(TREE_LOG).unwrap();
         for kv in log.scan_prefix(b"A") {
@@ -365,6 +442,8 @@ mod tests {
         }
         let sighting = EntryId { origin: ee(), seq: 7 };
         assert_eq!(store.by_stix_uuid(&crate::interop::entry_uuid("sighting", &sighting)).unwrap(), Some(sighting));
+        let ids: Vec<u64> = store.by_content(&indicator_cid(2)).unwrap().into_iter().map(|id| id.seq).collect();
+        assert_eq!(ids, [2], "the content lookup finds the indicator");
         let counts = store.counts();
         assert_eq!(counts.get(&(ee(), EntryKind::Indicator)), Some(&6));
         assert_eq!(counts.get(&(ee(), EntryKind::Sighting)), Some(&1));
@@ -375,6 +454,28 @@ mod tests {
         assert!(first.retracted_by.is_some(), "the retraction index survived");
         // The cursor by time works on the synthesised times.
         assert_eq!(store.arrival_cursor_after(arrivals[2].added_us).unwrap(), arrivals[2].arrival);
+    }
+
+    fn indicator_cid(i: u64) -> crate::model::Hash {
+        crate::model::content_id(crate::model::IndicatorType::Ipv4, &format!("203.0.113.{i}"))
+    }
+
+    #[test]
+    fn a_format_2_store_is_upgraded_to_lookup_hints_and_loses_its_index_rows() {
+        let current = tempfile::tempdir().unwrap();
+        fill(&Store::open(current.path(), &StoreOptions::default()).unwrap());
+        let dir = tempfile::tempdir().unwrap();
+        make_format2(dir.path());
+        assert!(dump(dir.path()).iter().any(|(k, _)| k[0] == b'X'), "the format-2 store has its STIX index");
+        let store = Store::open(dir.path(), &StoreOptions::default()).unwrap();
+        check_upgraded(&store);
+        drop(store);
+        let rows = dump(dir.path());
+        assert!(!rows.iter().any(|(k, _)| k[0] == b'C' || k[0] == b'X'), "no C or X rows are left");
+        let hints = |rows: &[(Vec<u8>, Vec<u8>)]| -> Vec<(Vec<u8>, Vec<u8>)> {
+            rows.iter().filter(|(k, _)| k[0] == b'H').cloned().collect()
+        };
+        assert_eq!(hints(&rows), hints(&dump(current.path())), "the same hints as a store written by this build");
     }
 
     #[test]

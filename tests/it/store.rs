@@ -374,3 +374,72 @@ fn arrivals_carry_strictly_increasing_times_and_stix_ids_resolve() {
     let ee6 = EntryId { origin: name("ee"), seq: 6 };
     assert_eq!(s.by_stix_uuid(&ctix::interop::entry_uuid("indicator", &ee6)).unwrap(), None);
 }
+
+/// Lookups by content and by STIX id go through the `H` hint rows: entries on both sides of
+/// every block boundary are found, from appends that ran as several pipeline chunks, from
+/// peers, after a reopen, and after a stub was upgraded (its arrival moved on).
+#[test]
+fn lookups_find_entries_across_hint_blocks_and_pipelined_appends() {
+    let slots = ctix::store::HINT_BLOCK_SLOTS;
+    let n = (2 * slots + 5) as usize;
+    assert!(n > 2 * ctix::store::PIPELINE_ENTRIES, "the append runs as several chunks");
+    let dir = tempfile::tempdir().unwrap();
+    let value = |i: usize| format!("h{i}.example");
+    {
+        let s = open(dir.path());
+        let stored = append_ok(&s, "ee", (1..=n).map(|i| indicator("domain", &value(i))).collect());
+        assert_eq!(stored.len(), n);
+        assert_eq!(s.head(&name("ee")).unwrap(), stored.last().unwrap().tip());
+        assert_eq!(s.verify_chains(&baltic()).unwrap(), n as u64);
+        let foreign = chain("lv", 3);
+        s.ingest(foreign.iter().map(authentic).collect()).unwrap();
+    }
+    let s = open(dir.path());
+    let cid = |v: &str| ctix::model::content_id(ctix::model::IndicatorType::Domain, v);
+    // Arrival numbers start at 1: seq i of ee arrived as i.
+    for i in [1, slots - 1, slots, slots + 1, 2 * slots - 1, 2 * slots, n as u64] {
+        let id = EntryId { origin: name("ee"), seq: i };
+        assert_eq!(s.by_content(&cid(&value(i as usize))).unwrap(), vec![id.clone()], "content of ee:{i}");
+        assert_eq!(s.by_stix_uuid(&ctix::interop::entry_uuid("indicator", &id)).unwrap(), Some(id.clone()));
+        let q = ctix::store::Query {
+            itype: Some(ctix::model::IndicatorType::Domain),
+            value: Some(value(i as usize)),
+            limit: 10,
+            ..Default::default()
+        };
+        let page = s.query(&q).unwrap();
+        assert_eq!(page.items.len(), 1, "query for ee:{i}");
+        assert_eq!(page.items[0].0, i, "the cursor is the arrival");
+    }
+    let lv2 = EntryId { origin: name("lv"), seq: 2 };
+    assert_eq!(s.by_stix_uuid(&ctix::interop::entry_uuid("indicator", &lv2)).unwrap(), Some(lv2.clone()));
+    assert!(s.by_content(&cid("absent.example")).unwrap().is_empty());
+    let beyond = EntryId { origin: name("ee"), seq: n as u64 + 1 };
+    assert_eq!(s.by_stix_uuid(&ctix::interop::entry_uuid("indicator", &beyond)).unwrap(), None);
+    // A stub arrives, then its body: the lookups find it once, at its new arrival.
+    let red = VerifiedEntry::sign_own(&key("lt"), &name("lt"), None, T0, red_indicator("secret.example", &["ee"]));
+    let stub = log::authenticate(&baltic(), red.for_recipient(&name("lv"))).unwrap();
+    assert!(matches!(s.ingest(vec![stub]).unwrap()[0], IngestOutcome::Stored(_)));
+    let lt1 = EntryId { origin: name("lt"), seq: 1 };
+    let secret = ctix::model::content_id(ctix::model::IndicatorType::Domain, "secret.example");
+    assert!(s.by_content(&secret).unwrap().is_empty(), "a stub has no content to find");
+    assert_eq!(s.by_stix_uuid(&ctix::interop::entry_uuid("indicator", &lt1)).unwrap(), Some(lt1.clone()));
+    assert!(matches!(s.ingest(vec![authentic(&red)]).unwrap()[0], IngestOutcome::Upgraded(_)));
+    assert_eq!(s.by_content(&secret).unwrap(), vec![lt1.clone()]);
+    assert_eq!(s.by_stix_uuid(&ctix::interop::entry_uuid("indicator", &lt1)).unwrap(), Some(lt1.clone()));
+    let (arrivals, _) = s.arrivals(0, 10_000).unwrap();
+    assert_eq!(arrivals.iter().filter(|a| a.id == lt1).count(), 1, "the upgraded stub arrived once");
+}
+
+/// A range never reaches past the head, whatever it is asked for.
+#[test]
+fn ranges_stop_at_the_head() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = open(dir.path());
+    append_ok(&s, "ee", (1..=5).map(|i| indicator("ipv4", &format!("203.0.113.{i}"))).collect());
+    assert_eq!(s.range(&name("ee"), 1, 1000).unwrap().len(), 5);
+    assert_eq!(s.range(&name("ee"), 5, 1000).unwrap().len(), 1);
+    assert!(s.range(&name("ee"), 6, 1000).unwrap().is_empty());
+    assert!(s.range(&name("ee"), u64::MAX, 1000).unwrap().is_empty());
+    assert!(s.range(&name("lv"), 1, 1000).unwrap().is_empty(), "no head, no entries");
+}
