@@ -657,9 +657,13 @@ impl Actor {
         let store = self.store.clone();
         let roster = self.cfg.roster.clone();
         let senders: Vec<(NodeName, Option<u64>)> = jobs.iter().map(|j| (j.from.clone(), j.reply_to)).collect();
+        let started = std::time::Instant::now();
+        let n: usize = jobs.iter().map(|j| j.entries.len()).sum();
         let result = tokio::task::spawn_blocking(move || ingest_blocking(&store, &roster, jobs))
             .await
             .expect("ingest task does not panic");
+        // Group sizes and times say whether a catch-up is bound by the store or waits on peers.
+        tracing::debug!(entries = n, elapsed_us = started.elapsed().as_micros() as u64, "verified and stored a group");
         let now = crate::now_ms();
         let per_job = match result {
             Ok(per_job) => per_job,
@@ -861,7 +865,7 @@ enum Fate {
 
 /// Entries verified and then stored as one group commit in `ingest_blocking`'s pipeline: while
 /// one pool thread stores a chunk, another verifies the next.
-pub const INGEST_PIPELINE_ENTRIES: usize = 512;
+pub const INGEST_PIPELINE_ENTRIES: usize = 256;
 
 /// The blocking part of `Actor::ingest`: recognise copies of held entries, verify the rest and
 /// store what is authentic, in chunks of `INGEST_PIPELINE_ENTRIES`: the first chunk is verified

@@ -7,13 +7,14 @@
 //! (sled issue #1452). One flush and one fsync cover a whole batch (group commit).
 //!
 //! Keys (`name` = one length byte, then the node name; integers big-endian):
-//! - `E name seq` → encoded entry (`wire::WireEntry`)
+//! - `E name seq` → the entry's arrival number (u64, 0 for drill records, which have none),
+//!   then the encoded entry (`wire::WireEntry`)
 //! - `R name target_seq` → seq of the retraction that revoked `name:target_seq`
 //! - `S name seq sighter_name sighter_seq` → sighting count (u32)
 //! - `F name seq hash` → encoded entry: fork evidence, never overwritten
 //! - `A arrival` → `name seq added_us`: every entry in the order this node stored it (stable
 //!   query and export cursors), with the time it was added here in µs since the epoch, strictly
-//!   increasing with the arrival number (TAXII's `date_added`); `N name seq` → arrival, its reverse
+//!   increasing with the arrival number (TAXII's `date_added`); the `E` row holds its reverse
 //! - `H block` → lookup hints for the arrivals `block * HINT_BLOCK_SLOTS ..` (one slot of
 //!   `HINT_SLOT_BYTES` per arrival: the first 8 bytes of an indicator's content id, then the
 //!   first 8 of the UUID of an indicator's or sighting's STIX id (`interop::entry_uuid`); zeros
@@ -571,7 +572,8 @@ impl Store {
             }
         }
         let Ok(Some(raw)) = self.log.get(entry_key(&h.origin, h.seq)) else { return false };
-        let Ok(held) = SignedEntry::decode(&raw) else { return false };
+        let Some((_, payload)) = split_entry_row(&raw) else { return false };
+        let Ok(held) = SignedEntry::decode(payload) else { return false };
         held.header == *h && held.signature == e.signature && (e.body.is_none() || e.body == held.body)
     }
 
@@ -826,13 +828,13 @@ impl Store {
 
     /// The arrival number of an entry held here.
     pub fn arrival_of(&self, id: &EntryId) -> Result<Option<u64>, StoreError> {
-        let mut k = vec![b'N'];
-        put_name_seq(&mut k, &id.origin, id.seq);
-        Ok(self
-            .log
-            .get(k)
-            .map_err(|e| self.sled_err(e))?
-            .and_then(|v| v.as_ref().try_into().ok().map(u64::from_be_bytes)))
+        match self.log.get(entry_key(&id.origin, id.seq)).map_err(|e| self.sled_err(e))? {
+            None => Ok(None),
+            Some(row) => {
+                let (arrival, _) = split_entry_row(&row).ok_or_else(|| self.corrupt(format!("entry row of {id}")))?;
+                Ok((arrival != 0).then_some(arrival))
+            }
+        }
     }
 
     /// Entries held per origin and kind.
@@ -910,7 +912,8 @@ impl Store {
             if let Some(v) = self.get(&EntryId { origin: origin.clone(), seq })? {
                 let mut stub = v.entry().clone();
                 stub.body = None;
-                batch.insert(entry_key(&origin, seq), stub.encode());
+                let arrival = self.arrival_of(&EntryId { origin: origin.clone(), seq })?.unwrap_or(0);
+                batch.insert(entry_key(&origin, seq), entry_row(arrival, &stub.encode()));
                 n += 1;
             }
             batch.remove(k);
@@ -965,7 +968,7 @@ impl Store {
         for kv in self.log.scan_prefix(b"E") {
             let (_, v) = kv.map_err(|e| self.sled_err(e))?;
             n += 1;
-            bytes += v.len() as u64;
+            bytes += split_entry_row(&v).map_or(v.len(), |(_, p)| p.len()) as u64;
         }
         Ok((n, bytes))
     }
@@ -1124,18 +1127,11 @@ impl Store {
         let bytes = v.entry().encode();
         // Assert right before writing: what we write must read back as this entry.
         debug_assert_eq!(SignedEntry::decode(&bytes).as_ref(), Ok(v.entry()));
-        batch.insert(entry_key(&h.origin, h.seq), bytes);
         // Arrival order: an upgraded stub moves to the end, as its body is new here.
-        let mut n_key = vec![b'N'];
-        put_name_seq(&mut n_key, &h.origin, h.seq);
         if upgrade {
             let old = match pending.arrivals.get(&(h.origin.clone(), h.seq)) {
                 Some(a) => Some(*a),
-                None => self
-                    .log
-                    .get(&n_key)
-                    .map_err(|e| self.sled_err(e))?
-                    .and_then(|v| v.as_ref().try_into().ok().map(u64::from_be_bytes)),
+                None => self.arrival_of(&v.id())?,
             };
             if let Some(old) = old {
                 batch.remove(arrival_key(old));
@@ -1149,18 +1145,19 @@ impl Store {
             batch.insert(k, &c.to_be_bytes());
         }
         // Drill records stay out of the arrival order that queries and exports walk.
+        let mut arrival = 0;
         if h.kind != EntryKind::Drill as u8 {
-            let arrival = pending.arrival;
+            arrival = pending.arrival;
             pending.arrival += 1;
             pending.added_us = pending.clock_us.max(pending.added_us + 1);
             let mut row = Vec::with_capacity(50);
             put_name_seq(&mut row, &h.origin, h.seq);
             row.extend_from_slice(&pending.added_us.to_be_bytes());
             batch.insert(arrival_key(arrival), row);
-            batch.insert(n_key, &arrival.to_be_bytes());
             pending.arrivals.insert((h.origin.clone(), h.seq), arrival);
             self.set_hint(pending, arrival, &hint_slot(v))?;
         }
+        batch.insert(entry_key(&h.origin, h.seq), entry_row(arrival, &bytes));
         match v.body() {
             Some(Body::Indicator(_)) | None => {}
             Some(Body::Retraction(r)) => {
@@ -1234,7 +1231,13 @@ impl Store {
         quarantined.insert(h.origin.clone());
     }
 
-    fn decode_entry(&self, key: &[u8], v: &[u8]) -> Result<VerifiedEntry, StoreError> {
+    fn decode_entry(&self, key: &[u8], row: &[u8]) -> Result<VerifiedEntry, StoreError> {
+        let (_, payload) = split_entry_row(row).ok_or_else(|| self.corrupt("entry row too short".into()))?;
+        self.decode_payload(key, payload)
+    }
+
+    /// An entry row's entry (format 2 and older stored nothing else in it).
+    fn decode_payload(&self, key: &[u8], v: &[u8]) -> Result<VerifiedEntry, StoreError> {
         let entry = SignedEntry::decode(v).map_err(|e| self.corrupt(format!("entry record: {e}")))?;
         // Assert right after reading: the record is the one its key names.
         if key != entry_key(&entry.header.origin, entry.header.seq).as_slice() {
@@ -1397,6 +1400,20 @@ fn hint_slot(v: &VerifiedEntry) -> [u8; HINT_SLOT_BYTES] {
         slot[8..].copy_from_slice(&crate::interop::entry_uuid(t, &v.id()).as_bytes()[..8]);
     }
     slot
+}
+
+/// An `E` row: the arrival number (0: none), then the encoded entry.
+fn entry_row(arrival: u64, entry: &[u8]) -> Vec<u8> {
+    let mut row = Vec::with_capacity(8 + entry.len());
+    row.extend_from_slice(&arrival.to_be_bytes());
+    row.extend_from_slice(entry);
+    row
+}
+
+/// An `E` row's arrival number and encoded entry.
+fn split_entry_row(row: &[u8]) -> Option<(u64, &[u8])> {
+    let (a, payload) = row.split_first_chunk::<8>()?;
+    Some((u64::from_be_bytes(*a), payload))
 }
 
 /// `items` cut into consecutive runs of at most `n` (none for no items).

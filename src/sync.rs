@@ -66,7 +66,7 @@ impl Default for SyncConfig {
         SyncConfig {
             request_entries_max: wire::ENTRIES_PER_MESSAGE_MAX as u32,
             requests_in_flight_per_peer_max: 8,
-            requests_per_origin_max: 4,
+            requests_per_origin_max: 8,
             request_timeout_ms: 10_000,
             heads_interval_ms: 200,
             backoff_base_ms: 500,

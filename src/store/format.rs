@@ -12,9 +12,13 @@
 //!   ignores `Mown-head-unconfirmed` and would sign over a restored log, which is why the format
 //!   changed: such a build refuses a format-2 store ("has format 2, this build reads format 1").
 //! - **3**: the per-entry content index (`C content_id name seq`) and STIX id index (`X uuid`)
-//!   are replaced by the `H` lookup-hint rows, one per `HINT_BLOCK_SLOTS` arrivals (see `store`).
-//!   A format-2 build would find neither index filled for new entries, hence the new version.
-//!   The upgrade builds the `H` rows from the arrival rows and entries, then drops `C` and `X`.
+//!   are replaced by the `H` lookup-hint rows, one per `HINT_BLOCK_SLOTS` arrivals, and the
+//!   arrival of an entry (`N name seq` → arrival) moves into its `E` row, in front of the entry
+//!   (see `store`): three sled rows fewer per entry. A format-2 build would misread the `E` rows,
+//!   hence the new version. The upgrade rewrites every `E` row with its arrival and drops its
+//!   `N` row in the same batch, with a marker of how far it got (`Mupgrade-3-entries`: the two
+//!   forms of an `E` row cannot be told apart by their bytes); then it builds the `H` rows and
+//!   drops `C` and `X`.
 //!
 //! The upgrade is crash-safe: every step only adds rows derived from `E` rows, or rewrites a row
 //! into the form it would have had, so running it again after a crash redoes nothing wrong; the
@@ -37,6 +41,9 @@ const KEY_OWN_UNCONFIRMED: &[u8] = b"Mown-head-unconfirmed";
 /// Present while a restore is writing into this store; a store with it is refused at open (it
 /// holds part of a backup), except by `ctix restore` itself.
 const KEY_RESTORING: &[u8] = b"Mrestore-incomplete";
+/// During the upgrade to format 3: the last `E` row rewritten with its arrival (`[0xff]` once
+/// all are). Removed once the store is marked format 3.
+const KEY_UPGRADE_ENTRIES: &[u8] = b"Mupgrade-3-entries";
 /// Rows written per sled batch during an upgrade: bounds the memory of one batch (a row is at
 /// most an entry, 18.7 KiB) while keeping the number of flushes small.
 pub const UPGRADE_BATCH_ROWS: usize = 10_000;
@@ -80,11 +87,15 @@ impl Store {
                     batches: 0,
                     crash_after,
                 };
-                if v == 1 {
+                // The format-1 steps ran to the end before the format-3 steps began (which mark
+                // their progress): once they did, the `E` rows are no longer format 1's.
+                if v == 1 && !self.marker(KEY_UPGRADE_ENTRIES)? {
                     self.upgrade_from_1(&mut up)?;
                 }
                 self.upgrade_from_2(&mut up)?;
                 self.set_format(FORMAT_VERSION)?;
+                self.log.remove(KEY_UPGRADE_ENTRIES).map_err(|e| self.sled_err(e))?;
+                self.commit()?;
                 tracing::info!(dir = %self.dir.display(), "store upgraded to format {FORMAT_VERSION}");
                 Ok(Opened::Upgraded)
             }
@@ -141,7 +152,7 @@ impl Store {
         let mut counts: BTreeMap<Vec<u8>, u64> = BTreeMap::new();
         for kv in self.log.scan_prefix(b"E") {
             let (k, v) = kv.map_err(|e| self.sled_err(e))?;
-            let e = self.decode_entry(&k, &v)?;
+            let e = self.decode_payload(&k, &v)?;
             let h = e.header();
             let mut ck = vec![b'K'];
             put_name(&mut ck, &h.origin);
@@ -194,7 +205,7 @@ impl Store {
             if self.log.contains_key(&nk).map_err(|e| self.sled_err(e))? {
                 continue;
             }
-            let e = self.decode_entry(&k, &v)?;
+            let e = self.decode_payload(&k, &v)?;
             if e.header().kind == EntryKind::Drill as u8 {
                 continue;
             }
@@ -218,6 +229,42 @@ impl Store {
     /// whole, once its block is complete), then the `C` and `X` rows dropped. A re-run after a
     /// crash writes the same `H` rows again and drops what is left.
     fn upgrade_from_2(&self, up: &mut Upgrade<'_>) -> Result<(), StoreError> {
+        // 1. Every `E` row gets its arrival in front, from its `N` row, which goes in the same
+        // batch as the marker. A re-run starts after the marker.
+        let done = self.log.get(KEY_UPGRADE_ENTRIES).map_err(|e| self.sled_err(e))?;
+        let from: Vec<u8> = match &done {
+            Some(last) => last.iter().copied().chain([0]).collect(),
+            None => b"E".to_vec(),
+        };
+        for kv in self.log.range(from..) {
+            let (k, v) = kv.map_err(|e| self.sled_err(e))?;
+            if k.first() != Some(&b'E') {
+                break;
+            }
+            let (origin, seq, _) = split_name_seq(&k[1..]).ok_or_else(|| self.corrupt("entry key".into()))?;
+            let mut nk = vec![b'N'];
+            put_name_seq(&mut nk, &origin, seq);
+            let arrival = match self.log.get(&nk).map_err(|e| self.sled_err(e))? {
+                Some(a) => {
+                    u64::from_be_bytes(a.as_ref().try_into().map_err(|_| self.corrupt("arrival of an entry".into()))?)
+                }
+                None => 0,
+            };
+            self.decode_payload(&k, &v)?;
+            up.batch.insert(k.to_vec(), super::entry_row(arrival, &v));
+            up.batch.insert(KEY_UPGRADE_ENTRIES, k.to_vec());
+            up.batch.remove(nk);
+            up.rows += 2;
+            up.flush_if_full()?;
+        }
+        up.batch.insert(KEY_UPGRADE_ENTRIES, &[0xffu8]);
+        up.rows += 1;
+        up.flush()?;
+        for kv in self.log.scan_prefix(b"N") {
+            up.remove(kv.map_err(|e| self.sled_err(e))?.0.to_vec())?;
+        }
+        up.flush()?;
+        // 2. The hint rows, from the arrival rows and their entries.
         let mut block: Option<(u64, Vec<u8>)> = None;
         for kv in self.log.scan_prefix(b"A") {
             let (k, v) = kv.map_err(|e| self.sled_err(e))?;
@@ -250,10 +297,16 @@ impl Store {
         Ok(())
     }
 
+    /// An entry's signing time in µs, from a format-1 or 2 `E` row.
     fn created_us(&self, origin: &crate::model::NodeName, seq: u64) -> Result<u64, StoreError> {
         let id = EntryId { origin: origin.clone(), seq };
-        let e = self.get(&id)?.ok_or_else(|| self.corrupt(format!("arrival row names {id}, which is not held")))?;
-        Ok(e.header().created_ms.saturating_mul(1000))
+        let k = super::entry_key(origin, seq);
+        let v = self
+            .log
+            .get(&k)
+            .map_err(|e| self.sled_err(e))?
+            .ok_or_else(|| self.corrupt(format!("arrival row names {id}, which is not held")))?;
+        Ok(self.decode_payload(&k, &v)?.header().created_ms.saturating_mul(1000))
     }
 }
 
@@ -367,12 +420,19 @@ mod tests {
             log.remove(kv.unwrap().0).unwrap();
         }
         let store_rows: Vec<_> = log.scan_prefix(b"E").map(|kv| kv.unwrap()).collect();
-        for (_, v) in store_rows {
-            let e = crate::log::SignedEntry::decode(&v).unwrap();
+        for (k, row) in store_rows {
+            let (arrival, v) = super::super::split_entry_row(&row).unwrap();
+            let e = crate::log::SignedEntry::decode(v).unwrap();
+            log.insert(&k, v).unwrap();
             let h = &e.header;
             let id = EntryId { origin: h.origin.clone(), seq: h.seq };
             let mut name_seq = Vec::new();
             put_name_seq(&mut name_seq, &h.origin, h.seq);
+            if arrival != 0 {
+                let mut nk = vec![b'N'];
+                nk.extend_from_slice(&name_seq);
+                log.insert(nk, &arrival.to_be_bytes()).unwrap();
+            }
             if let Some(t) = crate::interop::stix_type_of(h.kind) {
                 let mut xk = vec![b'X'];
                 xk.extend_from_slice(crate::interop::entry_uuid(t, &id).as_bytes());
@@ -421,6 +481,19 @@ mod tests {
         log.iter().map(|kv| kv.map(|(k, v)| (k.to_vec(), v.to_vec())).unwrap()).collect()
     }
 
+    fn copy_dir(from: &Path, to: &Path) {
+        for e in std::fs::read_dir(from).unwrap() {
+            let e = e.unwrap();
+            let target = to.join(e.file_name());
+            if e.file_type().unwrap().is_dir() {
+                std::fs::create_dir_all(&target).unwrap();
+                copy_dir(&e.path(), &target);
+            } else {
+                std::fs::copy(e.path(), target).unwrap();
+            }
+        }
+    }
+
     fn set_format(dir: &Path, v: u32) {
         let db = open_sled(dir, CACHE_BYTES_DEFAULT).unwrap();
         db.open_tree(TREE_LOG).unwrap().insert(KEY_FORMAT, &v.to_be_bytes()).unwrap();
@@ -442,6 +515,14 @@ mod tests {
         }
         let sighting = EntryId { origin: ee(), seq: 7 };
         assert_eq!(store.by_stix_uuid(&crate::interop::entry_uuid("sighting", &sighting)).unwrap(), Some(sighting));
+        for a in &arrivals {
+            assert_eq!(
+                store.arrival_of(&a.id).unwrap(),
+                Some(a.arrival),
+                "the entry row of {} holds its arrival",
+                a.id
+            );
+        }
         let ids: Vec<u64> = store.by_content(&indicator_cid(2)).unwrap().into_iter().map(|id| id.seq).collect();
         assert_eq!(ids, [2], "the content lookup finds the indicator");
         let counts = store.counts();
@@ -471,7 +552,8 @@ mod tests {
         check_upgraded(&store);
         drop(store);
         let rows = dump(dir.path());
-        assert!(!rows.iter().any(|(k, _)| k[0] == b'C' || k[0] == b'X'), "no C or X rows are left");
+        assert!(!rows.iter().any(|(k, _)| [b'C', b'X', b'N'].contains(&k[0])), "no C, X or N rows are left");
+        assert!(!rows.iter().any(|(k, _)| k == KEY_UPGRADE_ENTRIES), "the upgrade's marker is gone");
         let hints = |rows: &[(Vec<u8>, Vec<u8>)]| -> Vec<(Vec<u8>, Vec<u8>)> {
             rows.iter().filter(|(k, _)| k[0] == b'H').cloned().collect()
         };
@@ -505,12 +587,20 @@ mod tests {
     /// the same result as an upgrade that ran through.
     #[test]
     fn an_upgrade_interrupted_at_any_point_finishes_on_the_next_open() {
+        for from in [1u32, 2] {
+            upgrade_interrupted_at_any_point(from);
+        }
+    }
+
+    fn upgrade_interrupted_at_any_point(from: u32) {
+        let make = |dir: &Path| if from == 1 { make_format1(dir, false) } else { make_format2(dir) };
+        // The same old store twice (format 2 keeps the real times things were added).
         let clean = tempfile::tempdir().unwrap();
-        make_format1(clean.path(), false);
+        make(clean.path());
+        let dir = tempfile::tempdir().unwrap();
+        copy_dir(clean.path(), dir.path());
         drop(Store::open(clean.path(), &StoreOptions::default()).unwrap());
         let want = dump(clean.path());
-        let dir = tempfile::tempdir().unwrap();
-        make_format1(dir.path(), false);
         let mut crashes = 0;
         for after in 0..100 {
             UPGRADE_HOOK.with(|h| h.set(Some((2, after))));
@@ -521,7 +611,7 @@ mod tests {
                     crashes += 1;
                     let rows = dump(dir.path());
                     let format = rows.iter().find(|(k, _)| k == KEY_FORMAT).map(|(_, v)| v.clone());
-                    assert_eq!(format, Some(1u32.to_be_bytes().to_vec()), "the format changes only at the end");
+                    assert_eq!(format, Some(from.to_be_bytes().to_vec()), "the format changes only at the end");
                 }
                 Err(e) => panic!("unexpected error: {e}"),
                 Ok(store) => {
@@ -530,8 +620,8 @@ mod tests {
                 }
             }
         }
-        assert!(crashes >= 5, "the upgrade ran in several batches and crashed {crashes} times");
-        assert_eq!(dump(dir.path()), want, "the result equals an uninterrupted upgrade");
+        assert!(crashes >= 5, "the upgrade from {from} ran in several batches and crashed {crashes} times");
+        assert_eq!(dump(dir.path()), want, "the result equals an uninterrupted upgrade from {from}");
     }
 
     #[test]
