@@ -1,4 +1,6 @@
-//! Store append throughput: group commit sizes × durability (flush+fsync vs flush only).
+//! Store append throughput: group commit sizes × durability (flush+fsync vs flush only); then
+//! the time of one lookup by value and by STIX id (`Store::by_content`, `Store::by_stix_uuid`,
+//! which scan the `H` hint rows) in a store of 100,000 entries.
 //! Run with `cargo bench --bench store`. Prints medians of several runs, side by side, so the
 //! cost of the fsync that makes acknowledgements survive a power cut is visible as a ratio.
 
@@ -60,4 +62,36 @@ fn main() {
         let (f, n) = (median(f), median(n));
         println!("{batch:>8} {f:>14.0} {n:>14.0} {:>8.2}", f / n);
     }
+    lookups(if quick { 2_000 } else { 100_000 }, if quick { 5 } else { 50 });
+}
+
+/// Median ms of a lookup by content id and by STIX id among `total` entries (`n` lookups each,
+/// of values spread over the store; each must find its entry).
+fn lookups(total: usize, n: usize) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), &StoreOptions::default()).unwrap();
+    let key = SigningKey::from_bytes(&[7; 32]);
+    let me = NodeName::new("ee").unwrap();
+    for b in 0..total / 1000 {
+        store.append_local(&key, &me, bodies(1000, b), 1).unwrap();
+    }
+    let (mut by_value, mut by_id) = (Vec::new(), Vec::new());
+    for i in 0..n {
+        let seq = (i * total / n) as u64 + 1;
+        let id = ctix::model::EntryId { origin: me.clone(), seq };
+        let value = format!("h{}-{}.example.com", (seq - 1) / 1000, (seq - 1) % 1000);
+        let cid = ctix::model::content_id(ctix::model::IndicatorType::Domain, &value);
+        let t = Instant::now();
+        assert_eq!(store.by_content(&cid).unwrap(), vec![id.clone()]);
+        by_value.push(t.elapsed().as_secs_f64() * 1e3);
+        let uuid = ctix::interop::entry_uuid("indicator", &id);
+        let t = Instant::now();
+        assert_eq!(store.by_stix_uuid(&uuid).unwrap(), Some(id));
+        by_id.push(t.elapsed().as_secs_f64() * 1e3);
+    }
+    println!(
+        "lookups among {total} entries, median of {n} (ms): by value {:.2}, by STIX id {:.2}",
+        median(by_value),
+        median(by_id)
+    );
 }
