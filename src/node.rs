@@ -888,13 +888,7 @@ fn ingest_blocking(store: &Store, roster: &Roster, jobs: Vec<IngestJob>) -> Resu
     }
     let mut checked = Vec::with_capacity(fresh.len());
     let mut outcomes = Vec::with_capacity(fresh.len());
-    let mut chunks = Vec::with_capacity(fresh.len().div_ceil(INGEST_PIPELINE_ENTRIES));
-    let mut rest = fresh;
-    while rest.len() > INGEST_PIPELINE_ENTRIES {
-        let tail = rest.split_off(INGEST_PIPELINE_ENTRIES);
-        chunks.push(std::mem::replace(&mut rest, tail));
-    }
-    chunks.push(rest);
+    let mut chunks = crate::par::split_into(fresh, INGEST_PIPELINE_ENTRIES);
     chunks.reverse();
     let first = chunks.pop().unwrap_or_default();
     let mut verified = crate::par::map_chunks(first, |chunk| log::authenticate_batch(roster, chunk));

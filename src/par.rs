@@ -51,14 +51,7 @@ pub fn map_chunks<T: Send, R: Send>(items: Vec<T>, f: impl Fn(Vec<T>) -> Vec<R> 
     };
     debug_assert!(threads <= pool.current_num_threads());
     let per = items.len().div_ceil(threads);
-    let mut chunks: Vec<Vec<T>> = Vec::with_capacity(threads);
-    let mut rest = items;
-    while rest.len() > per {
-        let tail = rest.split_off(per);
-        chunks.push(rest);
-        rest = tail;
-    }
-    chunks.push(rest);
+    let chunks = split_into(items, per);
     let f = &f;
     let mut outs: Vec<Vec<R>> = chunks.iter().map(|_| Vec::new()).collect();
     pool.scope(|s| {
@@ -67,6 +60,19 @@ pub fn map_chunks<T: Send, R: Send>(items: Vec<T>, f: impl Fn(Vec<T>) -> Vec<R> 
         }
     });
     outs.into_iter().flatten().collect()
+}
+
+/// `items` cut into consecutive runs of at most `n` (none for no items), in order.
+pub fn split_into<T>(mut items: Vec<T>, n: usize) -> Vec<Vec<T>> {
+    let mut out = Vec::with_capacity(items.len().div_ceil(n));
+    while items.len() > n {
+        let rest = items.split_off(n);
+        out.push(std::mem::replace(&mut items, rest));
+    }
+    if !items.is_empty() {
+        out.push(items);
+    }
+    out
 }
 
 /// Runs `a` and `b` at the same time on two pool threads (one after the other on the calling
@@ -84,6 +90,18 @@ mod tests {
     use std::collections::BTreeSet;
 
     use super::*;
+
+    #[test]
+    fn split_into_cuts_consecutive_runs_of_at_most_n() {
+        for (len, n, want) in
+            [(0, 4, vec![]), (1, 4, vec![1]), (4, 4, vec![4]), (5, 4, vec![4, 1]), (12, 4, vec![4, 4, 4])]
+        {
+            let items: Vec<usize> = (0..len).collect();
+            let runs = split_into(items.clone(), n);
+            assert_eq!(runs.iter().map(Vec::len).collect::<Vec<_>>(), want, "{len} items by {n}");
+            assert_eq!(runs.concat(), items, "order kept");
+        }
+    }
 
     #[test]
     fn results_keep_input_order_across_chunks() {

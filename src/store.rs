@@ -639,11 +639,7 @@ impl Store {
         let mut out = Vec::new();
         for kv in self.log.scan_prefix(b"H") {
             let (k, v) = kv.map_err(|e| self.sled_err(e))?;
-            let block = k
-                .get(1..9)
-                .and_then(|b| b.try_into().ok())
-                .map(u64::from_be_bytes)
-                .ok_or_else(|| self.corrupt("hint key".into()))?;
+            let block = key_number(&k).ok_or_else(|| self.corrupt("hint key".into()))?;
             if v.len() % HINT_SLOT_BYTES != 0 || v.len() > HINT_SLOT_BYTES * HINT_BLOCK_SLOTS as usize {
                 return Err(self.corrupt(format!("hint row {block} of {} bytes", v.len())));
             }
@@ -748,11 +744,7 @@ impl Store {
                 return Ok(QueryPage { items, next: Some(last) });
             }
             let (k, v) = kv.map_err(|e| self.sled_err(e))?;
-            last = k
-                .get(1..9)
-                .and_then(|b| b.try_into().ok())
-                .map(u64::from_be_bytes)
-                .ok_or_else(|| self.corrupt("arrival key".into()))?;
+            last = key_number(&k).ok_or_else(|| self.corrupt("arrival key".into()))?;
             let (origin, seq, _) = split_name_seq(&v).ok_or_else(|| self.corrupt("arrival row".into()))?;
             if let Some(st) = self.matching(q, &EntryId { origin, seq })? {
                 items.push((last, st));
@@ -1024,7 +1016,7 @@ impl Store {
         pending: &mut Pending,
     ) -> Result<Vec<VerifiedEntry>, StoreError> {
         let total = unsigned.len();
-        let mut chunks = split_into(unsigned, PIPELINE_ENTRIES);
+        let mut chunks = crate::par::split_into(unsigned, PIPELINE_ENTRIES);
         chunks.reverse();
         let first = chunks.pop().unwrap_or_default();
         let mut current = crate::par::map_chunks(first, |c| VerifiedEntry::sign_chained(key, c));
@@ -1284,11 +1276,7 @@ impl Store {
     }
 
     fn parse_arrival(&self, k: &[u8], v: &[u8]) -> Result<Arrival, StoreError> {
-        let arrival = k
-            .get(1..9)
-            .and_then(|b| b.try_into().ok())
-            .map(u64::from_be_bytes)
-            .ok_or_else(|| self.corrupt("arrival key".into()))?;
+        let arrival = key_number(k).ok_or_else(|| self.corrupt("arrival key".into()))?;
         let (origin, seq, rest) = split_name_seq(v).ok_or_else(|| self.corrupt("arrival row".into()))?;
         let added_us = rest.try_into().map(u64::from_be_bytes).map_err(|_| self.corrupt("arrival time".into()))?;
         Ok(Arrival { arrival, added_us, id: EntryId { origin, seq } })
@@ -1416,17 +1404,9 @@ fn split_entry_row(row: &[u8]) -> Option<(u64, &[u8])> {
     Some((u64::from_be_bytes(*a), payload))
 }
 
-/// `items` cut into consecutive runs of at most `n` (none for no items).
-fn split_into<T>(mut items: Vec<T>, n: usize) -> Vec<Vec<T>> {
-    let mut out = Vec::with_capacity(items.len().div_ceil(n));
-    while items.len() > n {
-        let rest = items.split_off(n);
-        out.push(std::mem::replace(&mut items, rest));
-    }
-    if !items.is_empty() {
-        out.push(items);
-    }
-    out
+/// The number after the one-byte prefix of an `A` or `H` key.
+pub(super) fn key_number(k: &[u8]) -> Option<u64> {
+    k.get(1..9).and_then(|b| b.try_into().ok()).map(u64::from_be_bytes)
 }
 
 /// Moves the `H` rows a batch touched into it.

@@ -175,11 +175,7 @@ impl Store {
         let mut next_arrival = 1u64;
         for kv in self.log.scan_prefix(b"A") {
             let (k, v) = kv.map_err(|e| self.sled_err(e))?;
-            let arrival = k
-                .get(1..9)
-                .and_then(|b| b.try_into().ok())
-                .map(u64::from_be_bytes)
-                .ok_or_else(|| self.corrupt("arrival key".into()))?;
+            let arrival = super::key_number(&k).ok_or_else(|| self.corrupt("arrival key".into()))?;
             next_arrival = arrival + 1;
             let (origin, seq, rest) = split_name_seq(&v).ok_or_else(|| self.corrupt("arrival row".into()))?;
             match rest.len() {
