@@ -828,6 +828,14 @@ fn scale(nodes: usize) -> String {
     let l = report.latency;
     let n = out.nodes.len() as f64;
     println!("scale: {} nodes simulated in {wall:.1} s, {} messages", out.nodes.len(), out.messages);
+    for (kind, t) in &out.by_kind {
+        println!(
+            "scale: {} nodes: {kind}: {:.1} messages, {:.1} KiB per node",
+            out.nodes.len(),
+            t.messages as f64 / n,
+            t.bytes as f64 / n / 1024.0
+        );
+    }
     format!(
         "{} / {} ms; {:.0} KiB",
         l.p50_ms.map_or("-".into(), |v| v.to_string()),

@@ -299,7 +299,7 @@ fn ingest(store: &Store, roster: &Roster, batch: Vec<SignedEntry>, evidence: boo
             IngestOutcome::Forked => conflicts += 1,
             // Entries of an origin quarantined by earlier evidence are not stored, as in sync.
             IngestOutcome::Quarantined => {}
-            IngestOutcome::Gap { have } => {
+            IngestOutcome::Gap { have, .. } => {
                 return Err(BackupError::Chain {
                     id,
                     reason: format!("the store holds this origin only up to seq {have}"),

@@ -157,6 +157,10 @@ impl AuthenticEntry {
     pub fn hash(&self) -> Hash {
         self.hash
     }
+    /// Its position: seq and hash.
+    pub fn tip(&self) -> ChainTip {
+        ChainTip { seq: self.header().seq, hash: self.hash }
+    }
     pub fn body(&self) -> Option<&Body> {
         self.body.as_ref()
     }

@@ -212,6 +212,19 @@ impl LogView for StoreView<'_> {
             Vec::new()
         })
     }
+
+    fn range_for(
+        &self,
+        origin: &NodeName,
+        from_seq: u64,
+        limit: usize,
+        recipient: &NodeName,
+    ) -> (Vec<crate::wire::WireEntry>, Option<ChainTip>) {
+        self.0.range_for(origin, from_seq, limit, recipient).unwrap_or_else(|e| {
+            tracing::error!(error = %e, "store read failed while serving a peer");
+            (Vec::new(), None)
+        })
+    }
 }
 
 /// Whether `key` may sign this node's entries created at `now_ms`: it must be the roster's
@@ -689,7 +702,12 @@ impl Actor {
                     Fate::Ingested(origin, o) => match *o {
                         IngestOutcome::Stored(v) | IngestOutcome::Upgraded(v) => stored.push(v),
                         IngestOutcome::Duplicate => self.counters.duplicates += 1,
-                        IngestOutcome::Gap { .. } => self.counters.gaps += 1,
+                        IngestOutcome::Gap { got, .. } => {
+                            self.counters.gaps += 1;
+                            // The sender holds the entries before it: pull them now rather than
+                            // wait for an announcement (a push can overtake the one before it).
+                            self.sync.peer_holds(&from, &origin, got);
+                        }
                         IngestOutcome::Forked => {
                             self.counters.forks += 1;
                             forked.push(origin);
@@ -1007,7 +1025,7 @@ mod tests {
                     *o == ee
                         && match &**out {
                             IngestOutcome::Stored(v) => v.header().seq == i as u64 + 1 && i < forged,
-                            IngestOutcome::Gap { have } => *have == forged as u64 && i > forged,
+                            IngestOutcome::Gap { have, .. } => *have == forged as u64 && i > forged,
                             _ => false,
                         }
                 }

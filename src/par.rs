@@ -63,16 +63,18 @@ pub fn map_chunks<T: Send, R: Send>(items: Vec<T>, f: impl Fn(Vec<T>) -> Vec<R> 
 }
 
 /// `items` cut into consecutive runs of at most `n` (none for no items), in order.
-pub fn split_into<T>(mut items: Vec<T>, n: usize) -> Vec<Vec<T>> {
+pub fn split_into<T>(items: Vec<T>, n: usize) -> Vec<Vec<T>> {
+    let n = n.max(1);
     let mut out = Vec::with_capacity(items.len().div_ceil(n));
-    while items.len() > n {
-        let rest = items.split_off(n);
-        out.push(std::mem::replace(&mut items, rest));
+    // Each item moves once (`split_off` from the front would copy the rest at every cut).
+    let mut items = items.into_iter();
+    loop {
+        let run: Vec<T> = items.by_ref().take(n).collect();
+        if run.is_empty() {
+            return out;
+        }
+        out.push(run);
     }
-    if !items.is_empty() {
-        out.push(items);
-    }
-    out
 }
 
 /// Runs `a` and `b` at the same time on two pool threads (one after the other on the calling

@@ -93,10 +93,12 @@ impl MemLog {
         v
     }
 
-    /// Verifies and stores entries; returns what was newly stored or upgraded, and forked origins.
-    pub fn ingest(&mut self, roster: &Roster, entries: Vec<SignedEntry>) -> (Vec<VerifiedEntry>, Vec<NodeName>, usize) {
+    /// Verifies and stores entries; returns what was newly stored or upgraded, forked origins,
+    /// the positions of entries that could not be chained yet (gaps) and how many were rejected.
+    pub fn ingest(&mut self, roster: &Roster, entries: Vec<SignedEntry>) -> Ingested {
         let mut stored = Vec::new();
         let mut forked = Vec::new();
+        let mut gaps = Vec::new();
         let mut rejected = 0;
         // What is held already, exactly so, changes nothing: skip its signature check, the bulk of
         // the work when every node relays every entry to every peer. (The store checks first and
@@ -136,12 +138,18 @@ impl MemLog {
                     self.quarantined.insert(o.clone());
                     forked.push(o);
                 }
+                Err((a, ChainError::Gap { .. })) => gaps.push((o, a.tip())),
                 Err(_) => {}
             }
         }
-        (stored, forked, rejected)
+        (stored, forked, gaps, rejected)
     }
 }
+
+/// What `MemLog::ingest` made of a message's entries: newly stored (or upgraded) entries, forked
+/// origins, gaps (origin and position of entries that could not be chained yet) and the number
+/// rejected.
+pub type Ingested = (Vec<VerifiedEntry>, Vec<NodeName>, Vec<(NodeName, ChainTip)>, usize);
 
 /// Fault rates and timing of a simulation.
 #[derive(Debug, Clone)]
@@ -259,6 +267,8 @@ pub struct SimStats {
     pub appended: u64,
     pub messages: u64,
     pub bytes: u64,
+    /// Messages and bytes sent, by kind of message (`Message::kind`).
+    pub by_kind: BTreeMap<&'static str, Traffic>,
     pub dropped: u64,
     pub restarts: u64,
     pub cuts: u64,
@@ -266,6 +276,25 @@ pub struct SimStats {
     pub converge_ms: u64,
     /// Per entry and node: ms from append to stored there.
     pub delivery_ms: Vec<u64>,
+}
+
+/// Messages and their framed bytes.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Traffic {
+    pub messages: u64,
+    pub bytes: u64,
+}
+
+impl Traffic {
+    fn add(&mut self, bytes: u64) {
+        self.messages += 1;
+        self.bytes += bytes;
+    }
+
+    /// What was sent since `before`.
+    pub fn since(self, before: Traffic) -> Traffic {
+        Traffic { messages: self.messages - before.messages, bytes: self.bytes - before.bytes }
+    }
 }
 
 pub struct Sim {
@@ -624,7 +653,10 @@ impl Sim {
                 Action::Ingest { from, reply_to, entries } => {
                     let now = self.now;
                     let n = &mut self.nodes[i];
-                    let (stored, forked, _rejected) = n.log.ingest(&self.roster, entries);
+                    let (stored, forked, gaps, _rejected) = n.log.ingest(&self.roster, entries);
+                    for (origin, got) in gaps.iter() {
+                        n.sync.peer_holds(&from, origin, *got);
+                    }
                     for v in &stored {
                         if let Some(at) = self.appended_at.get(&v.id())
                             && self.delivered.insert((v.id(), i))
@@ -636,7 +668,7 @@ impl Sim {
                             self.stored.push(Stored { at_ms: now, node: i, from, entry: v.clone() });
                         }
                     }
-                    let duplicates = reply_to.is_none() && stored.is_empty() && forked.is_empty();
+                    let duplicates = reply_to.is_none() && stored.is_empty() && forked.is_empty() && gaps.is_empty();
                     if !(duplicates && self.cfg.skip_duplicate_pushes) {
                         n.sync.ingested(now, &from, reply_to, &stored, &forked);
                     }
@@ -653,8 +685,10 @@ impl Sim {
     fn send(&mut self, from: usize, to: &NodeName, msg: Message) {
         let Some(to) = self.index(to) else { return };
         let Some(&epoch) = self.epoch.get(&pair(from, to)).filter(|e| *e % 2 == 1) else { return };
+        let bytes = wire::encode_frame(&msg).len() as u64;
         self.stats.messages += 1;
-        self.stats.bytes += wire::encode_frame(&msg).len() as u64;
+        self.stats.bytes += bytes;
+        self.stats.by_kind.entry(msg.kind()).or_default().add(bytes);
         if self.rng.chance(self.cfg.drop) {
             self.stats.dropped += 1;
             return;

@@ -37,9 +37,11 @@ use std::sync::{Condvar, Mutex, MutexGuard};
 
 use ed25519_dalek::SigningKey;
 
+use crate::crypto::EntryHeader;
 use crate::log::{self, AuthenticEntry, ChainError, ChainTip, SignedEntry, VerifiedEntry, VerifyError};
 use crate::model::{Audience, Body, EntryId, EntryKind, Hash, IndicatorType, ModelError, NodeName, Tlp};
 use crate::roster::Roster;
+use crate::wire::{self, WireEntry};
 
 mod format;
 pub use format::UPGRADE_BATCH_ROWS;
@@ -155,8 +157,9 @@ pub enum IngestOutcome {
     Upgraded(VerifiedEntry),
     /// Already held, identical.
     Duplicate,
-    /// Not stored: its predecessors are missing. `have` is our head seq for the origin.
-    Gap { have: u64 },
+    /// Not stored: its predecessors are missing. `have` is our head seq for the origin, `got`
+    /// the (authentic) entry's position: whoever sent it holds the origin's log that far.
+    Gap { have: u64, got: ChainTip },
     /// Contradicts what we hold: kept as evidence, the origin is now quarantined.
     Forked,
     /// The origin is quarantined for an earlier fork; nothing of it is accepted.
@@ -301,6 +304,9 @@ pub struct Store {
 fn is_lock_error(e: &sled::Error) -> bool {
     matches!(e, sled::Error::Io(io) if io.to_string().starts_with("could not acquire lock"))
 }
+
+/// A sled row: key and value.
+type Row = (sled::IVec, sled::IVec);
 
 /// Opens sled at `dir`, waiting up to [`LOCK_WAIT_MAX`] for a lock that a just-closed handle
 /// has not released yet.
@@ -533,7 +539,7 @@ impl Store {
                     heads.insert(origin, v.tip());
                     IngestOutcome::Stored(v)
                 }
-                Err((_, ChainError::Gap { have, .. })) => IngestOutcome::Gap { have },
+                Err((a, ChainError::Gap { have, .. })) => IngestOutcome::Gap { have, got: a.tip() },
                 Err((_, ChainError::BadGenesis)) => IngestOutcome::BadGenesis,
                 Err((a, ChainError::Mismatch(_))) => {
                     self.write_fork(&mut batch, &a, &mut quarantined);
@@ -579,21 +585,9 @@ impl Store {
 
     /// Entries of `origin` from `from_seq` on, at most `limit` (capped at `RANGE_ENTRIES_MAX`).
     pub fn range(&self, origin: &NodeName, from_seq: u64, limit: usize) -> Result<Vec<VerifiedEntry>, StoreError> {
-        // Never past the durable head: rows of a group commit are in sled a moment before they
-        // are durable, and an entry of ours sent on and then lost in a crash would be re-signed
-        // differently (a fork of our own log).
-        let Some(head) = self.head(origin) else { return Ok(Vec::new()) };
-        let limit =
-            limit.min(RANGE_ENTRIES_MAX).min(head.seq.saturating_sub(from_seq.max(1)).saturating_add(1) as usize);
-        if from_seq > head.seq {
-            return Ok(Vec::new());
-        }
-        let start = entry_key(origin, from_seq.max(1));
-        let end = entry_key(origin, u64::MAX);
+        let Some((rows, limit)) = self.range_rows(origin, from_seq, limit) else { return Ok(Vec::new()) };
         let mut out = Vec::with_capacity(limit.min(1024));
-        // An inclusive range: `from_seq` comes from peers and may be `u64::MAX`, where `from..`
-        // overflows on its first step.
-        for (expect, kv) in (from_seq.max(1)..=u64::MAX).zip(self.log.range(start..=end).take(limit)) {
+        for (expect, kv) in rows {
             let (k, v) = kv.map_err(|e| self.sled_err(e))?;
             let v = self.decode_entry(&k, &v)?;
             if v.header().seq != expect {
@@ -602,6 +596,64 @@ impl Store {
             out.push(v);
         }
         Ok(out)
+    }
+
+    /// `range` as a peer is sent it: the stored bytes of each entry as they are, the body left
+    /// out where `recipient` is outside the entry's audience, and the last entry's position. For
+    /// serving peers: nothing is re-checked but each record's key and sequence (the entries were
+    /// verified when stored, and the receiver verifies them again), so an answer costs a read and
+    /// a header decode per entry rather than a body decode, validation and two hashes.
+    pub fn range_for(
+        &self,
+        origin: &NodeName,
+        from_seq: u64,
+        limit: usize,
+        recipient: &NodeName,
+    ) -> Result<(Vec<WireEntry>, Option<ChainTip>), StoreError> {
+        let Some((rows, limit)) = self.range_rows(origin, from_seq, limit) else { return Ok((Vec::new(), None)) };
+        let mut out = Vec::with_capacity(limit.min(1024));
+        let mut last = None;
+        for (expect, kv) in rows {
+            let (k, v) = kv.map_err(|e| self.sled_err(e))?;
+            let (_, payload) = split_entry_row(&v).ok_or_else(|| self.corrupt("entry row too short".into()))?;
+            let mut w = wire::decode_entry(payload).map_err(|e| self.corrupt(format!("entry record: {e}")))?;
+            let header = EntryHeader::decode(&w.header).map_err(|e| self.corrupt(format!("entry header: {e}")))?;
+            if k.as_ref() != entry_key(&header.origin, header.seq).as_slice() || header.seq != expect {
+                return Err(
+                    self.corrupt(format!("{origin}: expected seq {expect} under its key, found {}", header.seq))
+                );
+            }
+            if !header.audience.admits(&header.origin, recipient) {
+                w.body = None;
+            }
+            last = Some(header);
+            out.push(w);
+        }
+        Ok((out, last.map(|h| ChainTip { seq: h.seq, hash: h.hash() })))
+    }
+
+    /// The `E` rows of `range` with the seq each should hold, and the number of them (at most
+    /// `limit` and `RANGE_ENTRIES_MAX`); `None` when there are none.
+    fn range_rows(
+        &self,
+        origin: &NodeName,
+        from_seq: u64,
+        limit: usize,
+    ) -> Option<(impl Iterator<Item = (u64, sled::Result<Row>)>, usize)> {
+        // Never past the durable head: rows of a group commit are in sled a moment before they
+        // are durable, and an entry of ours sent on and then lost in a crash would be re-signed
+        // differently (a fork of our own log).
+        let head = self.head(origin)?;
+        if from_seq > head.seq {
+            return None;
+        }
+        let limit =
+            limit.min(RANGE_ENTRIES_MAX).min(head.seq.saturating_sub(from_seq.max(1)).saturating_add(1) as usize);
+        let start = entry_key(origin, from_seq.max(1));
+        let end = entry_key(origin, u64::MAX);
+        // An inclusive range: `from_seq` comes from peers and may be `u64::MAX`, where `from..`
+        // overflows on its first step.
+        Some(((from_seq.max(1)..=u64::MAX).zip(self.log.range(start..=end).take(limit)), limit))
     }
 
     pub fn get(&self, id: &EntryId) -> Result<Option<VerifiedEntry>, StoreError> {

@@ -9,11 +9,19 @@
 //!   `requests_per_origin_max` of them outstanding at once (a pipeline: the next ranges travel
 //!   while the shell verifies and stores the first); each reply is verified and stored by the
 //!   shell, which reports back with `ingested`, and the pipeline is topped up.
-//! - Push: an entry newly stored here (our own or relayed) goes at once to every connected peer
-//!   believed to hold exactly its predecessor. Relaying every origin's entries is what heals a cut
-//!   link through a third node.
-//! - Version vectors are re-announced (`Heads`) when they change, at most every
-//!   `heads_interval_ms`, so beliefs about peers are corrected and gaps get pulled.
+//! - Push: a node's own new entry goes at once to every connected peer believed to hold exactly
+//!   its predecessor. Other origins' entries are not pushed on: they are announced and pulled, and
+//!   every node serves every origin, which is what heals a cut link through a third node.
+//! - Announcements (`Heads`), each at most every `heads_interval_ms`, in three kinds, so that what
+//!   a node sends grows linearly with the federation, not with its square:
+//!   - its own head, to each peer not believed to hold it (after a push, none);
+//!   - the other origins that moved since the previous such round, to `relay_fanout` peers in
+//!     turn (not to all: every node relays, so each node still hears of a move from about
+//!     `relay_fanout` others);
+//!   - its whole version vector to one peer in turn: every `full_heads_interval_ms` for
+//!     `full_heads_rounds` rounds after a change, then every `full_heads_idle_interval_ms`. This
+//!     anti-entropy is what heals a push or announcement that was lost; the rounds above only
+//!     make the usual case fast.
 //! - Bodies go only to nodes in an entry's audience; everyone else gets the redacted stub. A node
 //!   holding a stub of an entry it may read asks for the body (`WantBodies`).
 //! - A request unanswered within `request_timeout_ms` is dropped and the peer backed off
@@ -35,6 +43,20 @@ pub const FORK_PROOF_ENTRIES_MAX: usize = 2;
 pub trait LogView {
     /// Entries of `origin` from `from_seq`, at most `limit`, in order. Errors read as empty.
     fn range(&self, origin: &NodeName, from_seq: u64, limit: usize) -> Vec<VerifiedEntry>;
+
+    /// The same entries as `recipient` is sent them (redacted where it is outside an entry's
+    /// audience), with the last one's position. A store may serve its bytes as they are.
+    fn range_for(
+        &self,
+        origin: &NodeName,
+        from_seq: u64,
+        limit: usize,
+        recipient: &NodeName,
+    ) -> (Vec<wire::WireEntry>, Option<ChainTip>) {
+        let entries = self.range(origin, from_seq, limit);
+        let last = entries.last().map(|e| e.tip());
+        (entries.iter().map(|e| e.for_recipient(recipient).to_wire()).collect(), last)
+    }
 }
 
 /// Tunables, each bounding something. Defaults suit a federation of a few dozen nodes.
@@ -50,8 +72,17 @@ pub struct SyncConfig {
     pub requests_per_origin_max: usize,
     /// How long a request may go unanswered before another peer is asked.
     pub request_timeout_ms: u64,
-    /// Least time between two version-vector announcements to one peer.
+    /// Least time between two announcements of our own head to one peer, and between two rounds
+    /// of announcing other origins' moves.
     pub heads_interval_ms: u64,
+    /// Peers told, per round, of the other origins that moved since the previous round.
+    pub relay_fanout: usize,
+    /// Time between two announcements of our whole version vector (each to one peer) in the
+    /// `full_heads_rounds` rounds after each change of our heads…
+    pub full_heads_interval_ms: u64,
+    pub full_heads_rounds: u32,
+    /// … and after them, while nothing changes.
+    pub full_heads_idle_interval_ms: u64,
     /// First back-off after a peer failed a request; doubles per failure up to the maximum.
     pub backoff_base_ms: u64,
     pub backoff_max_ms: u64,
@@ -69,6 +100,10 @@ impl Default for SyncConfig {
             requests_per_origin_max: 8,
             request_timeout_ms: 10_000,
             heads_interval_ms: 200,
+            relay_fanout: 3,
+            full_heads_interval_ms: 1_000,
+            full_heads_rounds: 10,
+            full_heads_idle_interval_ms: 10_000,
             backoff_base_ms: 500,
             backoff_max_ms: 30_000,
             want_bodies_interval_ms: 5_000,
@@ -93,10 +128,10 @@ struct Peer {
     connected: bool,
     /// `Hello` received on the current connection.
     ready: bool,
-    /// The peer's heads as we believe them: its last announcement plus what we sent since.
+    /// The peer's heads as we believe them: its last announcement plus what we sent since (our
+    /// own entries pushed and our own head announced).
     known: BTreeMap<NodeName, ChainTip>,
-    /// Our heads as last announced to this peer.
-    announced: BTreeMap<NodeName, ChainTip>,
+    /// When our own head was last announced to this peer.
     last_announce_ms: u64,
     in_flight: usize,
     backoff_ms: u64,
@@ -127,6 +162,17 @@ pub struct Sync {
     wanted: BTreeMap<EntryId, Audience>,
     last_want_ms: u64,
     peers: BTreeMap<NodeName, Peer>,
+    /// Our heads as of the last round of relay announcements: the other origins that moved since
+    /// are announced in the next.
+    relayed: BTreeMap<NodeName, ChainTip>,
+    last_relay_ms: u64,
+    /// Whole-vector rounds at the short interval still due after the last change, and when the
+    /// last whole vector went out.
+    full_rounds_due: u32,
+    last_full_ms: u64,
+    /// Where the next relay and whole-vector rounds start among the ready peers (turns).
+    relay_turn: usize,
+    full_turn: usize,
     /// One pull per origin (of up to `requests_per_origin_max` requests).
     in_flight: BTreeMap<NodeName, Pull>,
     next_id: u64,
@@ -145,6 +191,11 @@ impl Sync {
     ) -> Sync {
         let members: BTreeSet<NodeName> = members.into_iter().collect();
         let peers = members.iter().filter(|m| **m != me).map(|m| (m.clone(), Peer::default())).collect();
+        // What the store held at start is in every `Hello`: nothing of it is relayed.
+        let heads_snapshot = heads.clone();
+        // Each node starts its turns at its own place in the roster, so that the relays of one
+        // round tell different peers rather than all the same first few.
+        let turn = members.iter().position(|m| *m == me).unwrap_or(0);
         Sync {
             me,
             members,
@@ -155,6 +206,12 @@ impl Sync {
             wanted: BTreeMap::new(),
             last_want_ms: 0,
             peers,
+            relayed: heads_snapshot,
+            last_relay_ms: 0,
+            full_rounds_due: 0,
+            last_full_ms: 0,
+            relay_turn: turn,
+            full_turn: turn,
             in_flight: BTreeMap::new(),
             next_id: 1,
             actions: VecDeque::new(),
@@ -209,8 +266,16 @@ impl Sync {
             }
         }
         for p in self.peers.values().filter(|p| p.ready) {
-            if p.announced != self.heads {
+            if self.own_head_unknown_to(p) {
                 t = t.min(p.last_announce_ms + self.cfg.heads_interval_ms);
+            }
+        }
+        if self.peers.values().any(|p| p.ready) {
+            if self.relay_due() {
+                t = t.min(self.last_relay_ms + self.cfg.heads_interval_ms);
+            }
+            if !self.heads.is_empty() {
+                t = t.min(self.next_full_ms());
             }
         }
         if !self.wanted.is_empty() {
@@ -231,7 +296,6 @@ impl Sync {
         let Some(p) = self.peers.get_mut(peer) else { return };
         *p =
             Peer { connected: true, backoff_ms: p.backoff_ms, backoff_until_ms: p.backoff_until_ms, ..Peer::default() };
-        p.announced = self.heads.clone();
         p.last_announce_ms = now;
         self.actions.push_back(Action::Send {
             to: peer.clone(),
@@ -284,6 +348,7 @@ impl Sync {
             let o = &e.header().origin;
             if self.heads.get(o).is_none_or(|t| t.seq < e.header().seq) {
                 self.heads.insert(o.clone(), e.tip());
+                self.full_rounds_due = self.cfg.full_heads_rounds;
             }
             let id = e.id();
             if e.entry().body.is_none() && e.header().audience.admits(o, &self.me) {
@@ -310,10 +375,11 @@ impl Sync {
             for e in entries {
                 let o = &e.header().origin;
                 // Only our own entries are pushed. Other origins' entries reach a peer that lacks
-                // them by its pull, after our next heads announcement shows we hold them: the
-                // origin pushes to every peer it is connected to, so an eager relay would send
-                // each entry N-1 times more over a full mesh (the relay flood), and a cut link
-                // still heals through us within `heads_interval_ms` and one round trip.
+                // them by its pull, after a relay announcement shows that we (or another node)
+                // hold them: the origin pushes to every peer it is connected to, so an eager
+                // relay would send each entry N-1 times more over a full mesh (the relay flood),
+                // and a cut link still heals through the relays within about `heads_interval_ms`
+                // and one round trip.
                 if *o != self.me || self.quarantined.contains(o) {
                     continue;
                 }
@@ -378,6 +444,21 @@ impl Sync {
         self.stored(now, Some(from), stored);
     }
 
+    /// `peer` holds `origin`'s log at least up to `tip`: it sent us an authentic entry there that
+    /// could not be chained yet. The gap is pulled from it with the next `ingested` or timer,
+    /// rather than after an announcement that may never come (a push that overtook the one
+    /// before it leaves the peer believing we hold both).
+    pub fn peer_holds(&mut self, peer: &NodeName, origin: &NodeName, tip: ChainTip) {
+        if !self.members.contains(origin) || self.quarantined.contains(origin) {
+            return;
+        }
+        if let Some(p) = self.peers.get_mut(peer).filter(|p| p.ready)
+            && p.known.get(origin).is_none_or(|k| k.seq < tip.seq)
+        {
+            p.known.insert(origin.clone(), tip);
+        }
+    }
+
     /// Stops requesting and relaying an origin that forked.
     pub fn quarantine(&mut self, origin: &NodeName) {
         self.quarantined.insert(origin.clone());
@@ -425,22 +506,7 @@ impl Sync {
                 back_off(p, now, &self.cfg);
             }
         }
-        let heads = &self.heads;
-        for (name, p) in self.peers.iter_mut().filter(|(_, p)| p.ready) {
-            if p.announced != *heads && now >= p.last_announce_ms + self.cfg.heads_interval_ms {
-                // Only the origins that moved since the last announcement on this connection
-                // (`Hello` carried them all): the receiver raises what it knows, so an unchanged
-                // head need not be repeated, and an announcement costs O(changes), not O(members).
-                let changed: Vec<WireHead> = heads
-                    .iter()
-                    .filter(|(o, t)| p.announced.get(*o) != Some(*t))
-                    .map(|(o, t)| WireHead { origin: o.to_string(), seq: t.seq, hash: t.hash })
-                    .collect();
-                p.announced = heads.clone();
-                p.last_announce_ms = now;
-                self.actions.push_back(Action::Send { to: name.clone(), msg: Message::Heads { heads: changed } });
-            }
-        }
+        self.announce(now);
         if !self.wanted.is_empty() && now >= self.last_want_ms + self.cfg.want_bodies_interval_ms {
             self.last_want_ms = now;
             self.ask_for_bodies();
@@ -496,15 +562,14 @@ impl Sync {
             return;
         }
         let limit = (limit as usize).min(wire::ENTRIES_PER_MESSAGE_MAX);
-        let entries = log.range(&origin, from_seq.max(1), limit);
+        let (wire_entries, last) = log.range_for(&origin, from_seq.max(1), limit, from);
         let p = self.peers.get_mut(from).expect("connected peer");
-        let wire_entries: Vec<_> = entries
-            .iter()
-            .map(|e| {
-                bump(&mut p.known, e);
-                e.for_recipient(from).to_wire()
-            })
-            .collect();
+        // What we send, the peer will hold (as after a push).
+        if let Some(t) = last
+            && p.known.get(&origin).is_none_or(|k| k.seq < t.seq)
+        {
+            p.known.insert(origin.clone(), t);
+        }
         self.actions.push_back(Action::Send {
             to: from.clone(),
             msg: Message::Entries { reply_to: Some(id), entries: wire_entries },
@@ -561,6 +626,86 @@ impl Sync {
     }
 
     // ---- internals ----
+
+    /// Whether our own head is ahead of what `p` is believed to hold.
+    fn own_head_unknown_to(&self, p: &Peer) -> bool {
+        let ours = self.heads.get(&self.me).map_or(0, |t| t.seq);
+        ours > p.known.get(&self.me).map_or(0, |t| t.seq) && !self.quarantined.contains(&self.me)
+    }
+
+    /// Whether another origin moved since the last relay round.
+    fn relay_due(&self) -> bool {
+        self.heads.iter().any(|(o, t)| *o != self.me && self.relayed.get(o) != Some(t))
+    }
+
+    /// The announcements that are due (see the module doc). Each receiver only raises what it
+    /// knows of us, so nothing here needs to reach every peer: a move missed by one round is
+    /// named again by another relay, or by the next whole-vector round.
+    fn announce(&mut self, now: u64) {
+        // Our own head, to each peer that is not believed to hold it: after a push, none; a peer
+        // too far behind for a push learns here that it should pull.
+        let mut own = Vec::new();
+        for (name, p) in self.peers.iter().filter(|(_, p)| p.ready) {
+            if self.own_head_unknown_to(p) && now >= p.last_announce_ms + self.cfg.heads_interval_ms {
+                own.push(name.clone());
+            }
+        }
+        if let Some(tip) = self.heads.get(&self.me).copied() {
+            for name in own {
+                let p = self.peers.get_mut(&name).expect("listed");
+                p.last_announce_ms = now;
+                p.known.insert(self.me.clone(), tip);
+                let heads = vec![WireHead { origin: self.me.to_string(), seq: tip.seq, hash: tip.hash }];
+                self.actions.push_back(Action::Send { to: name, msg: Message::Heads { heads } });
+            }
+        }
+        let ready: Vec<NodeName> = self.peers.iter().filter(|(_, p)| p.ready).map(|(n, _)| n.clone()).collect();
+        if ready.is_empty() {
+            return;
+        }
+        // Other origins that moved since the last round, to `relay_fanout` peers in turn, each
+        // told only what it is not known to hold (its own entries least of all).
+        if self.relay_due() && now >= self.last_relay_ms + self.cfg.heads_interval_ms {
+            let moved: Vec<(NodeName, ChainTip)> = self
+                .heads
+                .iter()
+                .filter(|(o, t)| **o != self.me && self.relayed.get(*o) != Some(*t))
+                .map(|(o, t)| (o.clone(), *t))
+                .collect();
+            for name in take_turns(&ready, &mut self.relay_turn, self.cfg.relay_fanout) {
+                let p = &self.peers[&name];
+                let heads: Vec<WireHead> = moved
+                    .iter()
+                    .filter(|(o, t)| p.known.get(o).is_none_or(|k| k.seq < t.seq))
+                    .map(|(o, t)| WireHead { origin: o.to_string(), seq: t.seq, hash: t.hash })
+                    .collect();
+                if !heads.is_empty() {
+                    self.actions.push_back(Action::Send { to: name, msg: Message::Heads { heads } });
+                }
+            }
+            self.relayed = self.heads.clone();
+            self.last_relay_ms = now;
+        }
+        // The whole vector to the next peer in turn.
+        if now >= self.next_full_ms() && !self.heads.is_empty() {
+            for name in take_turns(&ready, &mut self.full_turn, 1) {
+                self.actions
+                    .push_back(Action::Send { to: name, msg: Message::Heads { heads: wire_heads(&self.heads) } });
+            }
+            self.full_rounds_due = self.full_rounds_due.saturating_sub(1);
+            self.last_full_ms = now;
+        }
+    }
+
+    /// When the next whole-vector announcement is due.
+    fn next_full_ms(&self) -> u64 {
+        let wait = if self.full_rounds_due > 0 {
+            self.cfg.full_heads_interval_ms
+        } else {
+            self.cfg.full_heads_idle_interval_ms
+        };
+        self.last_full_ms.saturating_add(wait)
+    }
 
     /// Starts or tops up one pull per origin where a ready peer is ahead of us. `prefer` is asked
     /// first when a pull starts; a pull stays with its peer until it ends.
@@ -727,6 +872,14 @@ fn proof_message(proof: &[AuthenticEntry], to: &NodeName, reply_to: Option<u64>)
     Message::Entries { reply_to, entries }
 }
 
+/// The next `n` of `ready` (at most all of them) from `turn` on, advancing `turn`.
+fn take_turns(ready: &[NodeName], turn: &mut usize, n: usize) -> Vec<NodeName> {
+    let n = n.min(ready.len());
+    let start = *turn % ready.len();
+    *turn = (start + n) % ready.len();
+    (0..n).map(|i| ready[(start + i) % ready.len()].clone()).collect()
+}
+
 fn bump(known: &mut BTreeMap<NodeName, ChainTip>, e: &VerifiedEntry) {
     let o = &e.header().origin;
     if known.get(o).is_none_or(|t| t.seq < e.header().seq) {
@@ -851,27 +1004,152 @@ mod tests {
         assert_eq!(sent(&mut s, &lv).0, vec![4], "seq 4 follows seq 3, which lv was sent");
     }
 
-    /// Pushes carry only the node's own entries (no relay flood); another origin's entries reach
-    /// a peer that lacks them through the heads announcement, which names only what moved.
+    /// Pushes carry only the node's own entries (no relay flood). Our own head is announced only
+    /// to a peer not believed to hold it: one that got the push needs no announcement, one too far
+    /// behind for a push learns from it that it should pull.
     #[test]
-    fn only_own_entries_are_pushed_and_announcements_name_only_what_moved() {
+    fn only_own_entries_are_pushed_and_own_head_is_announced_where_not_pushed() {
         let (ee, lv, lt) = (name("ee"), name("lv"), name("lt"));
         let members = [ee.clone(), lv.clone(), lt.clone()];
-        let mut s = Sync::new(ee.clone(), members, BTreeMap::new(), BTreeSet::new(), SyncConfig::default());
+        let cfg = SyncConfig { full_heads_rounds: 0, full_heads_idle_interval_ms: u64::MAX, ..SyncConfig::default() };
+        let mut s = Sync::new(ee.clone(), members, BTreeMap::new(), BTreeSet::new(), cfg.clone());
         connect(&mut s, &lv, vec![]);
         connect(&mut s, &lt, vec![]);
-        let cfg = SyncConfig::default();
-        // lv's entries arrive from lv: not pushed on to lt, but announced to it.
+        // lv's entries arrive from lv: not pushed on to lt, but relayed to it in an announcement.
         s.ingested(10, &lv, None, &entries(&lv, 2), &[]);
         assert_eq!(sent(&mut s, &lt).0, Vec::<u64>::new(), "no relay push");
         s.handle_timeout(10 + cfg.heads_interval_ms);
         assert_eq!(sent(&mut s, &lt).1, vec![vec![("lv".to_string(), 2)]]);
-        // Our own entry is pushed to both; the next announcement to lt names ee alone.
-        s.stored(1_000, None, &entries(&ee, 1));
+        // Our own entry is pushed to both, and then not announced to either.
+        let own = entries(&ee, 3);
+        s.stored(1_000, None, &own[..1]);
+        assert_eq!(sent(&mut s, &lt), (vec![1], vec![]));
         s.handle_timeout(1_000 + cfg.heads_interval_ms);
-        let (pushed, announced) = sent(&mut s, &lt);
-        assert_eq!(pushed, vec![1]);
-        assert_eq!(announced, vec![vec![("ee".to_string(), 1)]], "lv's unchanged head is not repeated");
+        assert_eq!(sent(&mut s, &lt), (vec![], vec![]), "lt got the push: no announcement");
+        assert_eq!(s.poll_timeout(), u64::MAX, "nothing is due");
+        // lt says hello again, holding none of ours: seq 2 cannot be pushed to it, so it hears of
+        // our head instead, once, and pulls.
+        connect(&mut s, &lt, vec![]);
+        s.poll_action();
+        s.stored(2_000, None, &own[1..2]);
+        assert_eq!(sent(&mut s, &lt), (vec![], vec![]));
+        s.handle_timeout(2_000 + cfg.heads_interval_ms);
+        assert_eq!(sent(&mut s, &lt).1, vec![vec![("ee".to_string(), 2)]]);
+        s.handle_timeout(3_000 + cfg.heads_interval_ms);
+        assert_eq!(sent(&mut s, &lt), (vec![], vec![]), "announced once");
+    }
+
+    /// Other origins' moves go to `relay_fanout` peers per round, in turn, not to every peer:
+    /// each node relays, so every node still hears of a move from several, and an announcement
+    /// round costs a node O(fanout × origins), not O(peers × origins).
+    #[test]
+    fn moves_of_other_origins_are_relayed_to_a_few_peers_in_turn() {
+        let me = name("ee");
+        let peers: Vec<NodeName> = ["de", "dk", "fi", "lt", "lv", "pl", "se"].into_iter().map(name).collect();
+        let cfg = SyncConfig {
+            relay_fanout: 3,
+            full_heads_rounds: 0,
+            full_heads_idle_interval_ms: u64::MAX,
+            ..SyncConfig::default()
+        };
+        let members = peers.iter().cloned().chain([me.clone()]);
+        let mut s = Sync::new(me, members, BTreeMap::new(), BTreeSet::new(), cfg.clone());
+        for p in &peers {
+            connect(&mut s, p, vec![]);
+        }
+        let announced = |s: &mut Sync| {
+            let mut m = BTreeMap::new();
+            while let Some(a) = s.poll_action() {
+                if let Action::Send { to, msg: Message::Heads { heads } } = a {
+                    let named: Vec<(String, u64)> = heads.into_iter().map(|h| (h.origin, h.seq)).collect();
+                    assert!(m.insert(to.to_string(), named).is_none(), "one announcement per peer and round");
+                }
+            }
+            m
+        };
+        s.ingested(10, &peers[4], None, &entries(&peers[4], 2), &[]);
+        s.handle_timeout(10 + cfg.heads_interval_ms);
+        // ee is third in the roster (de, dk, ee, …), so its turns start at the third of its
+        // peers: fi, lt and lv; lv is not told of its own entries.
+        let lv2 = vec![("lv".to_string(), 2)];
+        assert_eq!(announced(&mut s), BTreeMap::from([("fi".into(), lv2.clone()), ("lt".into(), lv2)]));
+        // The next move goes to the next three: pl (not told of its own), se, and de again.
+        s.ingested(300, &peers[5], None, &entries(&peers[5], 1), &[]);
+        s.handle_timeout(300 + cfg.heads_interval_ms);
+        let pl1 = vec![("pl".to_string(), 1)];
+        assert_eq!(announced(&mut s), BTreeMap::from([("de".into(), pl1.clone()), ("se".into(), pl1)]));
+        // Nothing moved since: no round.
+        s.handle_timeout(2_000);
+        assert!(announced(&mut s).is_empty());
+        assert_eq!(s.poll_timeout(), u64::MAX);
+    }
+
+    /// After a change, the whole vector goes to one peer per `full_heads_interval_ms`, in turn,
+    /// `full_heads_rounds` times, then once per `full_heads_idle_interval_ms`: the anti-entropy
+    /// that heals a lost push or announcement, at a low steady cost once nothing moves.
+    #[test]
+    fn the_whole_vector_goes_to_successive_peers_often_after_a_change_then_seldom() {
+        let (ee, lv, lt, pl) = (name("ee"), name("lv"), name("lt"), name("pl"));
+        let members = [ee.clone(), lv.clone(), lt.clone(), pl.clone()];
+        let cfg = SyncConfig {
+            relay_fanout: 0,
+            full_heads_rounds: 3,
+            full_heads_interval_ms: 1_000,
+            full_heads_idle_interval_ms: 5_000,
+            ..SyncConfig::default()
+        };
+        let mut s = Sync::new(ee.clone(), members, BTreeMap::new(), BTreeSet::new(), cfg.clone());
+        for p in [&lt, &lv, &pl] {
+            connect(&mut s, p, vec![]);
+        }
+        assert_eq!(s.poll_timeout(), u64::MAX, "nothing held, nothing to announce");
+        s.ingested(10, &lv, None, &entries(&lv, 2), &[]);
+        s.stored(20, None, &entries(&ee, 1));
+        s.handle_timeout(500); // the relay round (fanout 0: told to no one)
+        while s.poll_action().is_some() {}
+        let whole = vec![("ee".to_string(), 1), ("lv".to_string(), 2)];
+        let mut got = Vec::new();
+        // Three rounds a second apart, then one after the idle interval; ee is first in the
+        // roster, so its turns start at its first peer and wrap around.
+        for due in [1_000, 2_000, 3_000, 8_000, 13_000] {
+            assert_eq!(s.poll_timeout(), due);
+            s.handle_timeout(due - 1);
+            assert!(s.poll_action().is_none(), "not before {due}");
+            s.handle_timeout(due);
+            while let Some(a) = s.poll_action() {
+                if let Action::Send { to, msg: Message::Heads { heads } } = a {
+                    got.push((to.to_string(), heads.into_iter().map(|h| (h.origin, h.seq)).collect::<Vec<_>>()));
+                }
+            }
+        }
+        let expected: Vec<(String, Vec<(String, u64)>)> =
+            ["lt", "lv", "pl", "lt", "lv"].into_iter().map(|p| (p.to_string(), whole.clone())).collect();
+        assert_eq!(got, expected);
+    }
+
+    /// A push that overtook the one before it cannot be chained; the shell reports where it was
+    /// (`peer_holds`) and the gap is pulled from its sender at once: after the push, the sender
+    /// believes we hold both and announces neither.
+    #[test]
+    fn a_push_that_overtook_its_predecessor_makes_the_gap_pulled_from_its_sender() {
+        let (ee, lv, lt) = (name("ee"), name("lv"), name("lt"));
+        let members = [ee.clone(), lv.clone(), lt.clone()];
+        let mut s = Sync::new(lt.clone(), members, BTreeMap::new(), BTreeSet::new(), SyncConfig::default());
+        connect(&mut s, &lv, vec![]);
+        connect(&mut s, &ee, vec![]);
+        let log = entries(&lv, 3);
+        s.ingested(5, &lv, None, &log[..1], &[]);
+        while s.poll_action().is_some() {}
+        // Seq 3 arrives before seq 2 and is not stored.
+        s.peer_holds(&lv, &lv, log[2].tip());
+        s.ingested(6, &lv, None, &[], &[]);
+        let asked: Vec<(u64, u32)> = requests(&mut s).into_iter().map(|(_, from, limit)| (from, limit)).collect();
+        assert_eq!(asked, vec![(2, SyncConfig::default().request_entries_max)]);
+        // Claims about non-members or from peers that have not said hello change nothing.
+        s.peer_holds(&lv, &name("xx"), log[2].tip());
+        s.peer_holds(&name("xx"), &lv, log[2].tip());
+        s.ingested(7, &lv, None, &[], &[]);
+        assert_eq!(requests(&mut s), vec![], "the pull is already under way");
     }
 
     /// A pull asks for a whole range even when the peer announced less: the answer brings what

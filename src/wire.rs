@@ -156,6 +156,17 @@ pub enum Message {
 }
 
 impl Message {
+    /// The message's kind, as PROTOCOL.md names it.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Message::Hello { .. } => "Hello",
+            Message::Heads { .. } => "Heads",
+            Message::Request { .. } => "Request",
+            Message::Entries { .. } => "Entries",
+            Message::WantBodies { .. } => "WantBodies",
+        }
+    }
+
     /// Checks the counts a decoder cannot: every list within its limit.
     pub fn check_limits(&self) -> Result<(), WireError> {
         let too = |what, len, max| Err(WireError::TooLarge { what, len, max });

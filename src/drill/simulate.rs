@@ -18,7 +18,7 @@ use crate::drill::Record;
 use crate::drill::runner::{Output, Runner};
 use crate::model::drill::{DrillRecord, FaultState, PARTICIPANTS_MAX, Scenario};
 use crate::model::{Body, EntryId, NodeName};
-use crate::sim::{Sim, SimConfig};
+use crate::sim::{Sim, SimConfig, Traffic};
 
 /// Most nodes of a simulated federation (the roster's and a drill's limit).
 pub const NODES_MAX: usize = PARTICIPANTS_MAX;
@@ -72,6 +72,8 @@ pub struct SimOutcome {
     pub messages: u64,
     /// Bytes of those messages, as framed on the wire (`wire::encode_frame`).
     pub bytes: u64,
+    /// The same messages and bytes by kind of message (`Hello`, `Heads`, `Entries` …).
+    pub by_kind: BTreeMap<&'static str, Traffic>,
 }
 
 /// Runs `scenario` on a simulated federation. The controller is the scenario's first
@@ -114,6 +116,7 @@ pub fn simulate(scenario: &Scenario, opts: &SimOptions) -> Result<SimOutcome, St
     fed.due.extend(scenario.injects.iter().map(|i| start_ms + i.at_ms));
     fed.due.insert(end_ms);
     let (messages_before, bytes_before) = (fed.sim.stats.messages, fed.sim.stats.bytes);
+    let kinds_before = fed.sim.stats.by_kind.clone();
     let id = fed.sim.append_batch(c, vec![body]).remove(0);
     fed.drill = Some(id.clone());
     fed.settle(c);
@@ -132,6 +135,14 @@ pub fn simulate(scenario: &Scenario, opts: &SimOptions) -> Result<SimOutcome, St
         converged_ms: Some(fed.sim.now()),
         messages: fed.sim.stats.messages - messages_before,
         bytes: fed.sim.stats.bytes - bytes_before,
+        by_kind: fed
+            .sim
+            .stats
+            .by_kind
+            .iter()
+            .map(|(k, t)| (*k, t.since(kinds_before.get(k).copied().unwrap_or_default())))
+            .filter(|(_, t)| t.messages > 0)
+            .collect(),
     })
 }
 
@@ -533,6 +544,27 @@ mod tests {
     fn lossy_links_still_converge() {
         let out = simulate(&baltic(), &SimOptions { loss: 0.2, ..opts(3) }).unwrap();
         assert_eq!(receipts(&out.records).len(), 8);
+    }
+
+    /// What a node sends grows linearly with the federation, not with its square: four times
+    /// the members, at most about four times the bytes per node (the announcements of every
+    /// origin to every peer grew sixteenfold).
+    #[test]
+    fn bytes_per_node_grow_linearly_with_the_members() {
+        let per_node = |nodes: usize| {
+            let out = simulate(&baltic(), &SimOptions { nodes: Some(nodes), ..opts(1) }).unwrap();
+            // Four injects (two waves, the cut, the check), each answered by every other node.
+            assert_eq!(receipts(&out.records).len(), 4 * (nodes - 1), "{nodes} nodes: every receipt");
+            let heads = out.by_kind.get("Heads").map_or(0, |t| t.bytes);
+            let total: u64 = out.by_kind.values().map(|t| t.bytes).sum();
+            assert_eq!(total, out.bytes, "the kinds add up to the whole");
+            (out.bytes as f64 / nodes as f64, heads as f64 / nodes as f64)
+        };
+        let (small, small_heads) = per_node(8);
+        let (large, large_heads) = per_node(32);
+        println!("bytes per node: 8 nodes {small:.0} ({small_heads:.0} heads), 32 nodes {large:.0} ({large_heads:.0})");
+        assert!(large_heads <= 6.0 * small_heads, "announcements: {small_heads:.0} → {large_heads:.0} bytes per node");
+        assert!(large <= 6.0 * small, "all messages: {small:.0} → {large:.0} bytes per node");
     }
 
     #[test]

@@ -4,7 +4,7 @@ use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use ctix::log::{self, AuthenticEntry, VerifiedEntry};
+use ctix::log::{self, AuthenticEntry, ChainTip, VerifiedEntry};
 use ctix::model::{Body, EntryId};
 use ctix::store::{AppendError, IngestOutcome, Store, StoreError, StoreOptions};
 
@@ -66,7 +66,8 @@ fn ingest_is_idempotent_and_detects_gaps() {
     let s = open(dir.path());
     let c = chain("lv", 4);
     // Entry 3 before 1 and 2: a gap, nothing stored.
-    assert_eq!(s.ingest(vec![authentic(&c[2])]).unwrap(), vec![IngestOutcome::Gap { have: 0 }]);
+    let got = ChainTip { seq: 3, hash: c[2].hash() };
+    assert_eq!(s.ingest(vec![authentic(&c[2])]).unwrap(), vec![IngestOutcome::Gap { have: 0, got }]);
     assert_eq!(s.head(&name("lv")), None);
     let out = s.ingest(c.iter().map(authentic).collect()).unwrap();
     assert!(out.iter().all(|o| matches!(o, IngestOutcome::Stored(_))));
@@ -442,4 +443,40 @@ fn ranges_stop_at_the_head() {
     assert!(s.range(&name("ee"), 6, 1000).unwrap().is_empty());
     assert!(s.range(&name("ee"), u64::MAX, 1000).unwrap().is_empty());
     assert!(s.range(&name("lv"), 1, 1000).unwrap().is_empty(), "no head, no entries");
+}
+
+/// What peers are served (`range_for`, the stored bytes as they are) is what `range` gives,
+/// redacted for the recipient: bodies of TLP:RED entries only to their recipients.
+#[test]
+fn ranges_served_to_peers_are_the_stored_entries_redacted_per_recipient() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = open(dir.path());
+    let bodies = (1..=6)
+        .map(|i| {
+            if i % 3 == 0 {
+                red_indicator(&format!("c2-{i}.example.org"), &["lv"])
+            } else {
+                indicator("ipv4", &format!("203.0.113.{i}"))
+            }
+        })
+        .collect();
+    append_ok(&s, "ee", bodies);
+    for to in ["lv", "lt"] {
+        for (from, limit) in [(1, 1000), (2, 3), (6, 10), (7, 10)] {
+            let expected: Vec<_> = s
+                .range(&name("ee"), from, limit)
+                .unwrap()
+                .iter()
+                .map(|e| e.for_recipient(&name(to)).to_wire())
+                .collect();
+            let last = s.range(&name("ee"), from, limit).unwrap().last().map(|e| e.tip());
+            let (served, tip) = s.range_for(&name("ee"), from, limit, &name(to)).unwrap();
+            assert_eq!(served, expected, "to {to}, from {from}, limit {limit}");
+            assert_eq!(tip, last);
+        }
+        let (all, _) = s.range_for(&name("ee"), 1, 1000, &name(to)).unwrap();
+        let bodies = all.iter().filter(|w| w.body.is_some()).count();
+        assert_eq!(bodies, if to == "lv" { 6 } else { 4 }, "{to} gets the RED bodies only if named");
+    }
+    assert_eq!(s.range_for(&name("lv"), 1, 10, &name("ee")).unwrap(), (vec![], None));
 }
