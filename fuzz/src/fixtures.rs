@@ -151,8 +151,8 @@ fn build_federation() -> Federation {
     let held_upto = [3usize, 2, 1];
     for (i, upto) in held_upto.into_iter().enumerate() {
         let entries: Vec<SignedEntry> = truth.log(&names[i])[..upto].iter().map(|e| e.for_recipient(me)).collect();
-        let (stored, forked, rejected) = held.ingest(&roster, entries);
-        assert!(stored.len() == upto && forked.is_empty() && rejected == 0, "fixture logs ingest");
+        let (stored, forked, gaps, rejected) = held.ingest(&roster, entries);
+        assert!(stored.len() == upto && forked.is_empty() && gaps.is_empty() && rejected == 0, "fixture logs ingest");
     }
     let mut pool = Vec::new();
     let mut hashes = Vec::new();

@@ -117,7 +117,10 @@ impl Shell<'_> {
                 Action::Send { to, msg } => self.check_send(&to, &msg),
                 Action::Ingest { from, reply_to, entries } => {
                     assert!(entries.len() <= ENTRIES_PER_MESSAGE_MAX);
-                    let (stored, forked, _) = self.log.ingest(&self.f.roster, entries);
+                    let (stored, forked, gaps, _) = self.log.ingest(&self.f.roster, entries);
+                    for (origin, got) in &gaps {
+                        s.peer_holds(&from, origin, *got);
+                    }
                     s.ingested(self.now, &from, reply_to, &stored, &forked);
                 }
                 Action::Disconnect { peer, reason } => {
