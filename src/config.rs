@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::model::NodeName;
 use crate::roster::Roster;
+use crate::store::StoreOptions;
 use crate::sync::SyncConfig;
 use crate::textfile::LimitedReadError;
 
@@ -62,6 +63,8 @@ pub struct ConfigFile {
     pub drill: DrillSection,
     #[serde(default)]
     pub log: LogSection,
+    #[serde(default)]
+    pub store: StoreSection,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -180,6 +183,30 @@ pub struct DrillSection {
     pub allow_faults: bool,
 }
 
+/// The local store.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreSection {
+    /// sled's page cache, MiB (`STORE_CACHE_MIB_MIN` to `STORE_CACHE_MIB_MAX`). More keeps more of
+    /// the log in memory, at up to about twice as much more RSS. Default: 32.
+    #[serde(default = "default_cache_mib")]
+    pub cache_mib: u64,
+}
+
+impl Default for StoreSection {
+    fn default() -> Self {
+        StoreSection { cache_mib: default_cache_mib() }
+    }
+}
+
+fn default_cache_mib() -> u64 {
+    crate::store::CACHE_BYTES_DEFAULT / (1024 * 1024)
+}
+
+/// Least and most `[store] cache_mib`.
+pub const STORE_CACHE_MIB_MIN: u64 = 8;
+pub const STORE_CACHE_MIB_MAX: u64 = 65_536;
+
 /// Log format and levels. Log lines always go to standard error (under systemd: the journal).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -283,6 +310,8 @@ pub struct Config {
     /// `[log]` as written; `LogSettings::resolve` applies the command line and environment.
     pub log: LogSection,
     pub sync: SyncConfig,
+    /// How the store is opened (`[store]`).
+    pub store: StoreOptions,
 }
 
 impl Config {
@@ -310,6 +339,13 @@ impl Config {
             blocked.insert(n);
         }
         check_log_level(&file.log.level).map_err(|e| format!("log.level: {e}"))?;
+        let cache_mib = file.store.cache_mib;
+        if !(STORE_CACHE_MIB_MIN..=STORE_CACHE_MIB_MAX).contains(&cache_mib) {
+            return Err(format!(
+                "store.cache_mib: {cache_mib} is out of range: write a size in MiB from {STORE_CACHE_MIB_MIN} to {STORE_CACHE_MIB_MAX} (default {})",
+                default_cache_mib()
+            ));
+        }
         for t in &file.api.tokens {
             if t.token.chars().count() < API_TOKEN_CHARS_MIN {
                 return Err(format!("api.tokens {:?}: token is shorter than {API_TOKEN_CHARS_MIN} characters", t.name));
@@ -339,6 +375,7 @@ impl Config {
             drill_allow_faults: file.drill.allow_faults,
             log: file.log,
             sync: SyncConfig::default(),
+            store: StoreOptions { cache_bytes: cache_mib * 1024 * 1024, ..StoreOptions::default() },
         })
     }
 }
@@ -447,7 +484,30 @@ mod tests {
             assert_eq!(cfg.data_dir, Path::new("/var/lib/ctix"));
             assert_eq!(cfg.api_listen, default_api_listen());
             assert_eq!((cfg.log.format, cfg.log.level.as_str()), (LogFormat::Text, LOG_LEVEL_DEFAULT));
+            assert_eq!(cfg.store.cache_bytes, crate::store::CACHE_BYTES_DEFAULT);
         }
+    }
+
+    /// `[store] cache_mib` reaches the store options; a size out of range is refused with the
+    /// range to write.
+    #[test]
+    fn the_store_cache_is_set_in_mib_within_its_range() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut file: ConfigFile = toml::from_str(TEMPLATES[0].1).unwrap();
+        file.keys.roster = roster_file(dir.path());
+        file.api.tokens.clear();
+        file.store.cache_mib = 256;
+        assert_eq!(Config::resolve(file.clone(), dir.path()).unwrap().store.cache_bytes, 256 << 20);
+        for bad in [0, STORE_CACHE_MIB_MIN - 1, STORE_CACHE_MIB_MAX + 1] {
+            file.store.cache_mib = bad;
+            let err = Config::resolve(file.clone(), dir.path()).unwrap_err();
+            assert!(
+                err.starts_with(&format!("store.cache_mib: {bad} is out of range: write a size in MiB from 8")),
+                "{err}"
+            );
+        }
+        let err = toml::from_str::<ConfigFile>(&TEMPLATES[0].1.replace("#cache_mib = 32", "cache = 64")).unwrap_err();
+        assert!(err.to_string().contains("unknown field `cache`"), "{err}");
     }
 
     #[test]

@@ -22,7 +22,7 @@ use crate::model::{Body, NodeName};
 use crate::net::{Net, NetConfig, NetEvent, close_code};
 use crate::pki;
 use crate::roster::{KeyStatus, Roster};
-use crate::store::{AppendError, IngestOutcome, Store, StoreError, StoreOptions};
+use crate::store::{AppendError, IngestOutcome, Store, StoreError};
 use crate::sync::{Action, LogView, Sync};
 
 /// Commands queued to the node actor.
@@ -256,7 +256,7 @@ pub async fn start(cfg: Config) -> Result<Running, NodeError> {
             "this node signs with a key the roster retires: switch signing_key to the roster's public_key before then"
         );
     }
-    let store = Arc::new(Store::open(&cfg.data_dir, &StoreOptions::default())?);
+    let store = Arc::new(Store::open(&cfg.data_dir, &cfg.store)?);
     let mut sync =
         Sync::new(cfg.node.clone(), cfg.roster.names().cloned(), store.heads(), store.quarantined(), cfg.sync.clone());
     sync.want_bodies(store.stubs_for(&cfg.node)?);
@@ -1008,7 +1008,7 @@ mod tests {
         let forged = INGEST_PIPELINE_ENTRIES + INGEST_PIPELINE_ENTRIES / 2;
         entries[forged].signature[0] ^= 1;
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path(), &StoreOptions::default()).unwrap();
+        let store = Store::open(dir.path(), &crate::store::StoreOptions::default()).unwrap();
         // Ten held first: offered again, they are copies.
         let first: Vec<_> = entries[..10].iter().map(|e| log::authenticate(&roster, e.clone()).unwrap()).collect();
         store.ingest(first).unwrap();
@@ -1034,7 +1034,7 @@ mod tests {
         }
         assert_eq!(store.head(&ee).unwrap().seq, forged as u64);
         drop(store);
-        let store = Store::open(dir.path(), &StoreOptions::default()).unwrap();
+        let store = Store::open(dir.path(), &crate::store::StoreOptions::default()).unwrap();
         assert_eq!(store.head(&ee).unwrap().seq, forged as u64, "every stored chunk is durable");
     }
 }

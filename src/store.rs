@@ -65,9 +65,11 @@ pub const HINT_SLOT_BYTES: usize = 16;
 /// small enough that signing the next chunk and writing this one take turns often, large
 /// enough that a chunk's batch overhead is small.
 pub const PIPELINE_ENTRIES: usize = 128;
-/// Default sled page cache. sled's own default (1 GiB) is far more than a node needs; 64 MiB
-/// holds about 200,000 entries' hot pages.
-pub const CACHE_BYTES_DEFAULT: u64 = 64 * 1024 * 1024;
+/// Default sled page cache (`[store] cache_mib`). sled's own default (1 GiB) is far more than a
+/// node needs. sled counts a page's serialized size, and in memory a page takes up to about twice
+/// that: at 1,000,000 entries, 64 MiB made a peak RSS of 229–235 MiB while ingesting, 32 MiB
+/// 193–196 MiB, with REST ingest and catch-up within the noise of each other (BENCHMARKS.md).
+pub const CACHE_BYTES_DEFAULT: u64 = 32 * 1024 * 1024;
 /// How long `open` waits for the data dir's lock. sled releases its file lock from a
 /// background flusher thread, so a store closed a moment ago in this process (a node restarted
 /// in place, a test reopening its store) can still hold it briefly; another live process holds

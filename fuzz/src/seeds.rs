@@ -7,6 +7,7 @@ use std::path::Path;
 
 use ctix::config::{
     ApiSection, ApiToken, ConfigFile, DrillSection, KeysSection, LogSection, NetSection, Role, StartupSection,
+    StoreSection,
 };
 use ctix::interop::{misp, stix};
 use ctix::model::drill::{DrillRecord, FaultState, InjectPayload};
@@ -247,6 +248,7 @@ fn config_text() -> String {
         startup: StartupSection::default(),
         drill: DrillSection { allow_faults: true },
         log: LogSection::default(),
+        store: StoreSection::default(),
     };
     toml::to_string(&file).expect("configs serialise")
 }
@@ -280,6 +282,9 @@ on_no_peers = "refuse"
 
 [drill]
 allow_faults = false
+
+[store]
+cache_mib = 32
 "#;
 
 /// API views of the fixture federation's indicators, for export seeds.
