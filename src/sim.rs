@@ -654,7 +654,7 @@ impl Sim {
                     let now = self.now;
                     let n = &mut self.nodes[i];
                     let (stored, forked, gaps, _rejected) = n.log.ingest(&self.roster, entries);
-                    for (origin, got) in gaps.iter() {
+                    for (origin, got) in &gaps {
                         n.sync.peer_holds(&from, origin, *got);
                     }
                     for v in &stored {

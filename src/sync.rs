@@ -452,10 +452,8 @@ impl Sync {
         if !self.members.contains(origin) || self.quarantined.contains(origin) {
             return;
         }
-        if let Some(p) = self.peers.get_mut(peer).filter(|p| p.ready)
-            && p.known.get(origin).is_none_or(|k| k.seq < tip.seq)
-        {
-            p.known.insert(origin.clone(), tip);
+        if let Some(p) = self.peers.get_mut(peer).filter(|p| p.ready) {
+            raise(&mut p.known, origin, tip);
         }
     }
 
@@ -539,9 +537,7 @@ impl Sync {
             p.known = parsed;
         } else {
             for (o, t) in parsed {
-                if p.known.get(&o).is_none_or(|k| k.seq < t.seq) {
-                    p.known.insert(o, t);
-                }
+                raise(&mut p.known, &o, t);
             }
         }
         for (o, seq) in probes {
@@ -565,10 +561,8 @@ impl Sync {
         let (wire_entries, last) = log.range_for(&origin, from_seq.max(1), limit, from);
         let p = self.peers.get_mut(from).expect("connected peer");
         // What we send, the peer will hold (as after a push).
-        if let Some(t) = last
-            && p.known.get(&origin).is_none_or(|k| k.seq < t.seq)
-        {
-            p.known.insert(origin.clone(), t);
+        if let Some(t) = last {
+            raise(&mut p.known, &origin, t);
         }
         self.actions.push_back(Action::Send {
             to: from.clone(),
@@ -655,7 +649,7 @@ impl Sync {
                 let p = self.peers.get_mut(&name).expect("listed");
                 p.last_announce_ms = now;
                 p.known.insert(self.me.clone(), tip);
-                let heads = vec![WireHead { origin: self.me.to_string(), seq: tip.seq, hash: tip.hash }];
+                let heads = vec![wire_head(&self.me, &tip)];
                 self.actions.push_back(Action::Send { to: name, msg: Message::Heads { heads } });
             }
         }
@@ -677,7 +671,7 @@ impl Sync {
                 let heads: Vec<WireHead> = moved
                     .iter()
                     .filter(|(o, t)| p.known.get(o).is_none_or(|k| k.seq < t.seq))
-                    .map(|(o, t)| WireHead { origin: o.to_string(), seq: t.seq, hash: t.hash })
+                    .map(|(o, t)| wire_head(o, t))
                     .collect();
                 if !heads.is_empty() {
                     self.actions.push_back(Action::Send { to: name, msg: Message::Heads { heads } });
@@ -881,9 +875,13 @@ fn take_turns(ready: &[NodeName], turn: &mut usize, n: usize) -> Vec<NodeName> {
 }
 
 fn bump(known: &mut BTreeMap<NodeName, ChainTip>, e: &VerifiedEntry) {
-    let o = &e.header().origin;
-    if known.get(o).is_none_or(|t| t.seq < e.header().seq) {
-        known.insert(o.clone(), e.tip());
+    raise(known, &e.header().origin, e.tip());
+}
+
+/// Raises what is believed of a peer's head of `origin` to `tip`; never lowers it.
+fn raise(known: &mut BTreeMap<NodeName, ChainTip>, origin: &NodeName, tip: ChainTip) {
+    if known.get(origin).is_none_or(|k| k.seq < tip.seq) {
+        known.insert(origin.clone(), tip);
     }
 }
 
@@ -893,7 +891,11 @@ fn back_off(p: &mut Peer, now: u64, cfg: &SyncConfig) {
 }
 
 fn wire_heads(heads: &BTreeMap<NodeName, ChainTip>) -> Vec<WireHead> {
-    heads.iter().map(|(o, t)| WireHead { origin: o.to_string(), seq: t.seq, hash: t.hash }).collect()
+    heads.iter().map(|(o, t)| wire_head(o, t)).collect()
+}
+
+fn wire_head(origin: &NodeName, t: &ChainTip) -> WireHead {
+    WireHead { origin: origin.to_string(), seq: t.seq, hash: t.hash }
 }
 
 #[cfg(test)]
